@@ -1,0 +1,337 @@
+#include "agent/agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "drivers/driver.h"
+#include "drivers/ocispec.h"
+#include "engine/migrate.h"
+#include "transport/proto.h"
+#include "transport/rsh.h"
+#include "transport/tree.h"
+#include "util/fs.h"
+#include "util/log.h"
+
+struct session {
+	struct ctx *c;
+	struct proto_conn conn;
+	const struct driver *drv;
+	bool prepared, restored, committed;
+	char mig_id[80];
+	char mig_dir[PATH_MAX];
+	struct restore_req rq;
+};
+
+static bool container_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n > 255 || !strcmp(id, ".") || !strcmp(id, ".."))
+		return false;
+	for (const char *p = id; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+		      *p == '_' || *p == '-'))
+			return false;
+	return true;
+}
+
+static int reply_error(struct session *s, struct error *e)
+{
+	error_host(e, s->c->cfg.name);
+	log_debug("agent: %s", e->msg);
+	return proto_send_error(&s->conn, e, s->c->cfg.name);
+}
+
+/* Undo everything this session did on this host. */
+static void rollback(struct session *s)
+{
+	struct error tmp = { 0 };
+
+	if (!s->prepared)
+		return;
+	if (s->restored || s->rq.bundle[0])
+		s->drv->undo_restore(s->c, &s->rq, &tmp);
+	error_clear(&tmp);
+	/* the images go; the logs stay for the post-mortem */
+	rm_rf(s->rq.images_dir, &tmp);
+	s->prepared = s->restored = false;
+}
+
+static void finish(struct session *s)
+{
+	struct error tmp = { 0 };
+
+	rm_rf(s->mig_dir, &tmp);
+	s->prepared = false;
+}
+
+static int on_prepare(struct session *s, struct msg *m, struct error *e)
+{
+	const char *id = m->str[A_MIGRATION_ID], *wl = m->str[A_WORKLOAD];
+	int r;
+
+	if (s->prepared)
+		return error_set(e, EPROTO, "protocol error: a second PREPARE in one session");
+	if (!migration_id_valid(id))
+		return error_set(e, EINVAL, "invalid migration ID '%s'", id);
+	s->drv = driver_for((enum workload_kind)m->num[A_KIND]);
+	if (!s->drv)
+		return error_set(e, EINVAL, "unknown workload kind %u", (unsigned)m->num[A_KIND]);
+	if (strcmp(m->str[A_MODE], "cold") != 0)
+		return error_set(e, ENOTSUP, "migration mode '%s' is not supported by this agent (cmt %s)", m->str[A_MODE],
+				 CMT_VERSION);
+	if (s->drv->kind == KIND_RUNC && !container_id_valid(wl))
+		return error_set(e, EINVAL, "invalid container ID '%s'", wl);
+	r = ctx_need_criu(s->c, e);
+	if (r < 0)
+		return r;
+	r = criu_selfcheck(&s->c->criu, e);
+	if (r < 0)
+		return r;
+	if (s->drv->kind == KIND_RUNC) {
+		r = ctx_need_runc(s->c, e);
+		if (r < 0)
+			return r;
+		if (s->drv->exists(s->c, wl)) {
+			error_set(e, EEXIST, "a container named '%s' already exists here", wl);
+			error_hint(e, "remove it on the destination (runc delete) or migrate to another host");
+			return -EEXIST;
+		}
+	}
+	snprintf(s->mig_id, sizeof(s->mig_id), "%s", id);
+	snprintf(s->mig_dir, sizeof(s->mig_dir), "%s/migrations/%s", s->c->cfg.root, id);
+	memset(&s->rq, 0, sizeof(s->rq));
+	s->rq.kind = s->drv->kind;
+	s->rq.host = s->c->cfg.name;
+	snprintf(s->rq.id, sizeof(s->rq.id), "%s", wl);
+	snprintf(s->rq.images_dir, sizeof(s->rq.images_dir), "%s/images", s->mig_dir);
+	snprintf(s->rq.work_dir, sizeof(s->rq.work_dir), "%s/work", s->mig_dir);
+	if ((r = mkdir_p(s->rq.images_dir, 0700, e)) < 0 || (r = mkdir_p(s->rq.work_dir, 0700, e)) < 0)
+		return r;
+	if (s->drv->kind == KIND_RUNC) {
+		snprintf(s->rq.bundle, sizeof(s->rq.bundle), "%s/bundles/%s", s->c->cfg.root, wl);
+		if (path_exists(s->rq.bundle)) {
+			/* a leftover of an earlier failed run, not a registered container */
+			r = rm_rf(s->rq.bundle, e);
+			if (r < 0)
+				return r;
+		}
+		if ((r = mkdir_p(s->rq.bundle, 0711, e)) < 0)
+			return r;
+	}
+	s->prepared = true;
+	return proto_send_msg(&s->conn, MSG_READY, NULL, e);
+}
+
+static int on_stream(struct session *s, const struct frame *f, struct error *e, bool *reported)
+{
+	struct msg m;
+	struct tree_stats ts;
+	const char *dest;
+	int r;
+
+	*reported = false;
+	r = msg_decode(f->type, f->data, f->len, &m, e);
+	if (r < 0)
+		return r;
+	uint32_t area = (uint32_t)m.num[A_AREA];
+	msg_free(&m);
+	if (!s->prepared)
+		return error_set(e, EPROTO, "protocol error: a stream before PREPARE");
+	if (area == AREA_IMAGES)
+		dest = s->rq.images_dir;
+	else if (area == AREA_BUNDLE && s->drv->kind == KIND_RUNC)
+		dest = s->rq.bundle;
+	else
+		return error_set(e, EPROTO, "protocol error: stream for unknown area %u", area);
+	r = tree_recv(&s->conn, f, dest, &ts, reported, e);
+	if (r < 0)
+		error_host(e, s->c->cfg.name);
+	return r;
+}
+
+static int on_restore(struct session *s, struct msg *m, struct error *e)
+{
+	double t0 = now_ms();
+	pid_t pid = 0;
+	struct mbuf mb;
+	int r;
+
+	if (!s->prepared || s->restored)
+		return error_set(e, EPROTO, "protocol error: RESTORE out of order");
+	s->rq.shell_job = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & 1);
+	if (s->drv->kind == KIND_RUNC) {
+		char *cfg = NULL, path[PATH_MAX + 16];
+		if (!msg_has(m, A_CONFIG))
+			return error_set(e, EPROTO, "protocol error: RESTORE of a container without its config");
+		/* the attribute is bounded; make it a string */
+		char *txt = strndup((const char *)m->bytes[A_CONFIG], m->blen[A_CONFIG]);
+		if (!txt)
+			return error_set(e, ENOMEM, "out of memory");
+		r = oci_rewrite_for_restore(txt, s->c->cfg.cgroup_parent, s->rq.id, &cfg, e);
+		free(txt);
+		if (r < 0)
+			return error_wrap(e, "cannot prepare config.json for %s", s->rq.id);
+		snprintf(path, sizeof(path), "%s/config.json", s->rq.bundle);
+		r = write_file_atomic(path, cfg, strlen(cfg), 0600, e);
+		free(cfg);
+		if (r < 0)
+			return r;
+	}
+	r = s->drv->restore(s->c, &s->rq, &pid, e);
+	if (r < 0)
+		return r;
+	s->restored = true;
+	mb_init(&mb);
+	mb_u32(&mb, A_PID, (uint32_t)pid);
+	mb_u64(&mb, A_DURATION_US, (uint64_t)((now_ms() - t0) * 1000));
+	r = proto_send_msg(&s->conn, MSG_RESTORED, &mb, e);
+	mb_free(&mb);
+	return r;
+}
+
+static int handshake(struct session *s, struct error *e)
+{
+	struct msg m;
+	struct mbuf mb;
+	int r;
+
+	r = proto_recv_msg(&s->conn, MSG_HELLO, &m, e);
+	if (r < 0)
+		return r;
+	if (m.num[A_MAGIC] != PROTO_HELLO_MAGIC) {
+		msg_free(&m);
+		return error_set(e, EPROTO, "bad protocol magic in HELLO");
+	}
+	snprintf(s->conn.peer, sizeof(s->conn.peer), "%s", m.str[A_HOST]);
+	r = proto_version_check((unsigned)m.num[A_VER_MAJOR], (unsigned)m.num[A_VER_MINOR], m.str[A_SOFTWARE],
+				m.str[A_HOST], e);
+	msg_free(&m);
+	if (r < 0)
+		return r;
+	mb_init(&mb);
+	mb_u32(&mb, A_MAGIC, PROTO_HELLO_MAGIC);
+	mb_u32(&mb, A_VER_MAJOR, PROTO_MAJOR);
+	mb_u32(&mb, A_VER_MINOR, PROTO_MINOR);
+	mb_str(&mb, A_SOFTWARE, "cmt " CMT_VERSION);
+	mb_str(&mb, A_HOST, s->c->cfg.name);
+	r = proto_send_msg(&s->conn, MSG_WELCOME, &mb, e);
+	mb_free(&mb);
+	return r;
+}
+
+static int serve(struct session *s)
+{
+	struct error e = { 0 };
+	struct frame f;
+	struct msg m;
+	int r;
+
+	r = handshake(s, &e);
+	if (r < 0) {
+		if (e.code != ECONNRESET)
+			reply_error(s, &e);
+		return 1;
+	}
+	for (;;) {
+		bool reported = false;
+
+		error_clear(&e);
+		r = proto_recv(&s->conn, &f, &e);
+		if (r < 0) {
+			/* connection gone or garbled: roll back unless committed */
+			if (e.code != ECONNRESET)
+				reply_error(s, &e);
+			break;
+		}
+		if (f.type == MSG_STREAM_BEGIN) {
+			r = on_stream(s, &f, &e, &reported);
+			if (r == -ECANCELED) { /* the source aborted in mid-stream */
+				rollback(s);
+				proto_send_msg(&s->conn, MSG_DONE, NULL, &e);
+				continue;
+			}
+			if (r < 0 && !reported)
+				reply_error(s, &e);
+			continue;
+		}
+		if (f.type == MSG_DATA) {
+			error_set(&e, EPROTO, "protocol error: data outside a stream");
+			reply_error(s, &e);
+			break;
+		}
+		r = msg_decode(f.type, f.data, f.len, &m, &e);
+		if (r < 0) {
+			error_wrap(&e, "malformed message from %s", s->conn.peer);
+			reply_error(s, &e);
+			break;
+		}
+		switch (f.type) {
+		case MSG_PREPARE:
+			r = on_prepare(s, &m, &e);
+			break;
+		case MSG_RESTORE:
+			r = on_restore(s, &m, &e);
+			break;
+		case MSG_COMMIT:
+			if (!s->restored) {
+				r = error_set(&e, EPROTO, "protocol error: COMMIT before the workload was restored");
+				break;
+			}
+			s->committed = true;
+			finish(s);
+			r = proto_send_msg(&s->conn, MSG_DONE, NULL, &e);
+			break;
+		case MSG_ABORT:
+			rollback(s);
+			r = proto_send_msg(&s->conn, MSG_DONE, NULL, &e);
+			break;
+		default:
+			r = error_set(&e, EPROTO, "protocol error: unexpected %s message", msg_type_name(f.type));
+			break;
+		}
+		msg_free(&m);
+		if (r < 0)
+			reply_error(s, &e);
+		if (s->committed)
+			break;
+	}
+	if (!s->committed)
+		rollback(s);
+	return s->committed || !s->prepared ? 0 : 1;
+}
+
+int agent_serve_stdio(struct ctx *c)
+{
+	struct session s = { .c = c };
+	struct error e = { 0 };
+	int rfd, wfd, null, rc;
+
+	/* The protocol owns the original stdin/stdout; anything a child (CRIU,
+	 * runc) prints must never reach the stream, so 0 and 1 become /dev/null.
+	 * stderr stays: the remote shell carries it to the user. */
+	rfd = fcntl(0, F_DUPFD_CLOEXEC, 3);
+	wfd = fcntl(1, F_DUPFD_CLOEXEC, 3);
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (rfd < 0 || wfd < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0) {
+		fprintf(stderr, "cmt agent: cannot set up stdio: %s\n", strerror(errno));
+		return 1;
+	}
+	close(null);
+	if (proto_conn_init(&s.conn, rfd, wfd, "source", &e) < 0) {
+		error_print(&e);
+		return 1;
+	}
+	snprintf(s.conn.self, sizeof(s.conn.self), "%s", c->cfg.name);
+	rc = serve(&s);
+	proto_conn_free(&s.conn);
+	close(rfd);
+	close(wfd);
+	return rc;
+}

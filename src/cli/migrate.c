@@ -1,0 +1,176 @@
+/* cmt migrate: move a container or a process tree to another host. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/migrate_args.h"
+#include "engine/migrate.h"
+#include "util/fs.h"
+#include "util/log.h"
+
+const char help_migrate[] =
+	"Usage: cmt migrate CONTAINER --to [USER@]HOST [OPTIONS]\n"
+	"       cmt migrate --pid PID --to [USER@]HOST [OPTIONS]\n"
+	"\n"
+	"Moves a running runc container (by its ID in this host's runc root) or a\n"
+	"process tree (by the PID of its root) to HOST, where it continues with its\n"
+	"memory and state.  The destination is reached through a remote shell that\n"
+	"starts `cmt agent --stdio` there.\n"
+	"\n"
+	"The workload is frozen and dumped with CRIU; its images and, for a\n"
+	"container, its root filesystem are streamed to HOST, which restores it.\n"
+	"The source copy stays frozen until HOST confirms that the workload runs;\n"
+	"only then is it removed.  If anything fails before that, the workload is\n"
+	"resumed on this host, HOST is cleaned up, and cmt exits with status 1.\n"
+	"\n"
+	"Options:\n"
+	"  --to [USER@]HOST    destination host (required)\n"
+	"  --pid PID           migrate the process tree rooted at PID instead of a container\n"
+	"  --mode MODE         cold (freeze, copy, restore); the default\n"
+	"  --rsh CMD           remote shell, split into words like rsync's -e (default: ssh)\n"
+	"  --remote-cmt CMD    the cmt command on HOST (default: cmt)\n"
+	"  --json              print the result as one JSON object on the last line of stdout\n"
+	"  --stats-file FILE   also write that JSON object to FILE\n"
+	"\n"
+	"JSON fields: result (\"ok\"/\"failed\"), mode, workload, source, destination,\n"
+	"migration_id, downtime_ms (frozen on the source until running on HOST),\n"
+	"frozen_ms, dump_ms, transfer_ms, restore_ms, total_ms, bytes_sent, image_bytes,\n"
+	"rootfs_bytes, files; on failure also error, error_host, hint, source_running.\n"
+	"\n"
+	"Exit status: 0 migrated, 1 failed (the message says where and why), 2 usage.\n"
+	"\n"
+	"Examples:\n"
+	"  cmt migrate web1 --to hostB\n"
+	"  cmt migrate --pid 4242 --to root@10.0.0.2 --rsh 'ssh -p 2222'\n";
+
+int migrate_parse_args(int argc, char **argv, struct migrate_args *a, char *err, size_t n)
+{
+	static const struct option opts[] = {
+		{ "to", required_argument, NULL, 't' },         { "pid", required_argument, NULL, 'p' },
+		{ "mode", required_argument, NULL, 'm' },       { "rsh", required_argument, NULL, 'e' },
+		{ "remote-cmt", required_argument, NULL, 'r' }, { "json", no_argument, NULL, 'j' },
+		{ "stats-file", required_argument, NULL, 's' }, { NULL, 0, NULL, 0 },
+	};
+	int o;
+
+	memset(a, 0, sizeof(*a));
+	a->mode = "cold";
+	a->rsh = "ssh";
+	a->remote_cmt = "cmt";
+	optind = 0;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		switch (o) {
+		case 't':
+			a->to = optarg;
+			break;
+		case 'p':
+			a->pid = optarg;
+			break;
+		case 'm':
+			a->mode = optarg;
+			break;
+		case 'e':
+			a->rsh = optarg;
+			break;
+		case 'r':
+			a->remote_cmt = optarg;
+			break;
+		case 'j':
+			a->json = true;
+			break;
+		case 's':
+			a->stats_file = optarg;
+			break;
+		case ':':
+			snprintf(err, n, "option '%s' needs a value", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			snprintf(err, n, "unknown option '%s'", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc)
+		a->container = argv[optind++];
+	if (optind < argc) {
+		snprintf(err, n, "unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	if (!a->container && !a->pid) {
+		snprintf(err, n, "name a container, or a process tree with --pid");
+		return -EINVAL;
+	}
+	if (a->container && a->pid) {
+		snprintf(err, n, "give either a container or --pid, not both");
+		return -EINVAL;
+	}
+	if (a->pid) {
+		char *end;
+		long v = strtol(a->pid, &end, 10);
+		if (!*a->pid || *end || v <= 1 || v > 4194304) {
+			snprintf(err, n, "--pid '%s' is not a valid process ID", a->pid);
+			return -EINVAL;
+		}
+	}
+	if (!a->to || !*a->to) {
+		snprintf(err, n, "--to HOST is required");
+		return -EINVAL;
+	}
+	if (a->to[0] == '-') {
+		snprintf(err, n, "--to '%s' does not look like a host name", a->to);
+		return -EINVAL;
+	}
+	static const char *modes[] = { "cold", "precopy", "postcopy", "hybrid", "auto" };
+	bool known = false;
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		known |= strcmp(a->mode, modes[i]) == 0;
+	if (!known) {
+		snprintf(err, n, "unknown --mode '%s' (cold, precopy, postcopy, hybrid or auto)", a->mode);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int cmd_migrate(struct ctx *c, int argc, char **argv)
+{
+	struct migrate_args a;
+	struct migrate_opts o;
+	struct migrate_stats st;
+	struct error e = { 0 };
+	char err[512];
+	char *json;
+	int r;
+
+	if (migrate_parse_args(argc, argv, &a, err, sizeof(err)) < 0)
+		return usage_error("migrate", "%s", err);
+	memset(&o, 0, sizeof(o));
+	memset(&st, 0, sizeof(st));
+	o.kind = a.pid ? KIND_PID : KIND_RUNC;
+	o.workload = a.pid ? a.pid : a.container;
+	o.to = a.to;
+	o.rsh = a.rsh;
+	o.remote_cmt = a.remote_cmt;
+	o.mode = a.mode;
+
+	r = migrate_run(c, &o, &st, &e);
+	if (r < 0)
+		error_print(&e);
+	else
+		migrate_stats_print(&st);
+	json = migrate_stats_json(&st, r < 0 ? &e : NULL);
+	if (a.json && json)
+		printf("%s\n", json);
+	if (a.stats_file && json) {
+		struct error fe = { 0 };
+		size_t l = strlen(json);
+		json[l] = '\n';
+		if (write_file_atomic(a.stats_file, json, l + 1, 0644, &fe) < 0)
+			error_print(&fe);
+		json[l] = 0;
+	}
+	free(json);
+	return r < 0 ? EXIT_FAIL : EXIT_OK;
+}

@@ -1,0 +1,18 @@
+/* Options of `cmt migrate` (parsed separately so they can be unit tested). */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+
+struct migrate_args {
+	const char *container;
+	const char *pid;
+	const char *to;
+	const char *mode;
+	const char *rsh;
+	const char *remote_cmt;
+	const char *stats_file;
+	bool json;
+};
+
+/* argv[0] is the verb.  Returns 0, or -EINVAL with a message in err. */
+int migrate_parse_args(int argc, char **argv, struct migrate_args *a, char *err, size_t n);

@@ -1,0 +1,49 @@
+/* Access to CRIU: finding a usable binary, its version and self-check,
+ * process-tree dump/restore through libcriu, and turning CRIU logs into
+ * explanations (explain.c). */
+#pragma once
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "util/config.h"
+#include "util/error.h"
+
+#define CRIU_MIN_VERSION 40200 /* 4.2 */
+
+struct criu_info {
+	char path[PATH_MAX];
+	char version[32]; /* "4.2.1" */
+	int vnum;         /* 40201 */
+	const char *source; /* "--criu", "config", "provisioned prefix", "PATH" */
+};
+
+/* Finds CRIU: --criu, then the config file, then the provisioned prefix,
+ * then PATH; reads its version.  Fails when none is found or it is older
+ * than CRIU_MIN_VERSION. */
+int criu_find(const struct config *cfg, const char *cli_path, struct criu_info *ci, struct error *e);
+/* Runs `criu check`; on failure e explains why. */
+int criu_selfcheck(const struct criu_info *ci, struct error *e);
+
+struct criu_tree_opts {
+	const char *images_dir;
+	const char *work_dir;      /* logs go here */
+	const char *freeze_cgroup; /* dump: freezer cgroup holding the tree, or NULL */
+	bool shell_job;
+	bool leave_running;        /* dump: keep the tasks (frozen if freeze_cgroup was frozen) */
+	bool tcp_established;
+};
+
+/* Dumps the process tree rooted at pid. */
+int criu_dump_tree(const struct criu_info *ci, pid_t pid, const struct criu_tree_opts *o, const char *host,
+		   struct error *e);
+/* Restores a process tree detached from the caller; returns its root pid. */
+int criu_restore_tree(const struct criu_info *ci, const struct criu_tree_opts *o, const char *host, pid_t *ret_pid,
+		      struct error *e);
+
+/* Reads a CRIU log (dump.log, restore.log, ...) and rewrites e: what went
+ * wrong in plain words, the decisive log lines as detail, a hint, and the log
+ * path.  'what' is e.g. "dump of container web1". */
+void criu_explain(const char *log_path, const char *what, const char *host, struct error *e);
+/* Explains a CRIU log text (for tests); returns the index of the matched rule or -1. */
+int criu_explain_text(const char *text, const char *what, const char *host, const char *log_path, struct error *e);

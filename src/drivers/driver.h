@@ -1,0 +1,61 @@
+/* Drivers: what is migrated.  A driver knows how to find, freeze, dump,
+ * thaw and remove its kind of workload on the source, and how to restore and
+ * undo a restore on the destination.  The engine does the rest.
+ *   runc.c  a runc container (runc checkpoint / runc restore)
+ *   pid.c   a plain process tree (libcriu, freezer cgroup) */
+#pragma once
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "engine/context.h"
+#include "transport/proto.h"
+#include "util/error.h"
+
+struct workload {
+	enum workload_kind kind;
+	char id[256];              /* container ID, or the pid as text */
+	char label[300];           /* for messages: "container web1", "process tree 1234 (sleep)" */
+	pid_t pid;                 /* init / root process */
+	/* runc */
+	char bundle[PATH_MAX];
+	char rootfs[PATH_MAX];     /* absolute path of the root filesystem */
+	char *config_json;         /* text of config.json */
+	/* process tree */
+	char freeze_cg[PATH_MAX];  /* freezer cgroup cmt created, "" if none */
+	char *orig_cgroups;        /* "tid path\n" of each task's freezer cgroup before the freeze */
+	bool shell_job;
+	bool frozen;
+};
+
+struct restore_req {
+	enum workload_kind kind;
+	char id[256];
+	char images_dir[PATH_MAX];
+	char work_dir[PATH_MAX];
+	char bundle[PATH_MAX];     /* runc: bundle received under the state root */
+	bool shell_job;
+	const char *host;          /* this host's name, for messages */
+};
+
+struct driver {
+	const char *name;
+	enum workload_kind kind;
+	/* source side */
+	int (*inspect)(struct ctx *c, const char *name, struct workload *w, struct error *e);
+	int (*freeze)(struct ctx *c, struct workload *w, struct error *e);
+	int (*dump)(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, struct error *e);
+	int (*thaw)(struct ctx *c, struct workload *w, struct error *e);
+	int (*destroy)(struct ctx *c, struct workload *w, struct error *e);
+	/* destination side */
+	int (*restore)(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, struct error *e);
+	int (*undo_restore)(struct ctx *c, struct restore_req *rq, struct error *e);
+	/* true when a workload with this id already exists on this host */
+	bool (*exists)(struct ctx *c, const char *id);
+};
+
+extern const struct driver runc_driver;
+extern const struct driver pid_driver;
+
+const struct driver *driver_for(enum workload_kind kind);
+void workload_free(struct workload *w);

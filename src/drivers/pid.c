@@ -1,0 +1,369 @@
+/* The process-tree driver: any tree of processes, by its root pid.
+ * Freezing moves the tree into a freezer cgroup of its own (cgroup v1) and
+ * freezes it; CRIU dumps it with --freeze-cgroup --leave-running, so it stays
+ * frozen until cmt either kills it (commit) or thaws it and puts each
+ * process back into its original cgroup (abort). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "drivers/driver.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/log.h"
+
+#define FREEZER_ROOT "/sys/fs/cgroup/freezer"
+#define MAX_TREE 4096
+
+/* Collects pid and all its descendants (processes, not threads). */
+static int tree_pids(pid_t root, pid_t *out, int max)
+{
+	int n = 0;
+
+	out[n++] = root;
+	for (int i = 0; i < n; i++) {
+		char path[64];
+		DIR *d;
+		struct dirent *de;
+
+		snprintf(path, sizeof(path), "/proc/%d/task", (int)out[i]);
+		d = opendir(path);
+		if (!d)
+			continue;
+		while ((de = readdir(d))) {
+			char cp[128];
+			_cleanup_fclose_ FILE *f = NULL;
+			int child;
+
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(cp, sizeof(cp), "/proc/%d/task/%s/children", (int)out[i], de->d_name);
+			f = fopen(cp, "re");
+			if (!f)
+				continue;
+			while (fscanf(f, "%d", &child) == 1 && n < max) {
+				bool dup = false;
+				for (int k = 0; k < n && !dup; k++)
+					dup = out[k] == child;
+				if (!dup)
+					out[n++] = child;
+			}
+		}
+		closedir(d);
+	}
+	return n;
+}
+
+static int freezer_of(pid_t pid, char *out, size_t n)
+{
+	char path[64], line[PATH_MAX + 64];
+	_cleanup_fclose_ FILE *f = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c2 = 0;
+		if (strcmp(c1 + 1, "freezer") == 0) {
+			c2[1 + strcspn(c2 + 1, "\n")] = 0;
+			snprintf(out, n, "%s", c2 + 1);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static int write_str(const char *path, const char *s)
+{
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, s, strlen(s)) < 0)
+		return -errno;
+	return 0;
+}
+
+static int move_to(const char *cg_abs, pid_t pid)
+{
+	char p[PATH_MAX + 32], v[32];
+
+	snprintf(p, sizeof(p), "%s/cgroup.procs", cg_abs);
+	snprintf(v, sizeof(v), "%d", (int)pid);
+	return write_str(p, v);
+}
+
+static int freezer_state(const char *cg_abs, char *out, size_t n)
+{
+	char p[PATH_MAX + 32];
+	_cleanup_fclose_ FILE *f = NULL;
+
+	snprintf(p, sizeof(p), "%s/freezer.state", cg_abs);
+	f = fopen(p, "re");
+	if (!f || !fgets(out, (int)n, f))
+		return -errno;
+	out[strcspn(out, "\n")] = 0;
+	return 0;
+}
+
+static int set_freezer(const char *cg_abs, const char *state, struct error *e)
+{
+	char p[PATH_MAX + 32], cur[32];
+	struct timespec ts = { 0, 1000000 };
+
+	snprintf(p, sizeof(p), "%s/freezer.state", cg_abs);
+	for (int i = 0; i < 10000; i++) { /* FREEZING can take a moment: poll for up to ~10 s */
+		if (write_str(p, state) < 0)
+			return error_errno(e, errno, "cannot write %s", p);
+		if (freezer_state(cg_abs, cur, sizeof(cur)) == 0 && strcmp(cur, state) == 0)
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return error_set(e, ETIMEDOUT, "freezer cgroup %s did not reach %s", cg_abs, state);
+}
+
+static int pid_inspect(struct ctx *c, const char *name, struct workload *w, struct error *e)
+{
+	char *end, path[64], comm[64] = "";
+	long v = strtol(name, &end, 10);
+	_cleanup_fclose_ FILE *f = NULL;
+
+	(void)c;
+	memset(w, 0, sizeof(*w));
+	w->kind = KIND_PID;
+	if (*name == 0 || *end || v <= 1 || v > 4194304)
+		return error_set(e, EINVAL, "'%s' is not a valid process ID", name);
+	w->pid = (pid_t)v;
+	snprintf(w->id, sizeof(w->id), "%d", (int)w->pid);
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)w->pid);
+	f = fopen(path, "re");
+	if (!f || !fgets(comm, sizeof(comm), f)) {
+		error_set(e, ESRCH, "no process with PID %d on this host", (int)w->pid);
+		return -ESRCH;
+	}
+	comm[strcspn(comm, "\n")] = 0;
+	snprintf(w->label, sizeof(w->label), "process tree %d (%s)", (int)w->pid, comm);
+	/* Not the leader of its own session: CRIU needs --shell-job. */
+	w->shell_job = getsid(w->pid) != w->pid;
+	if (access(FREEZER_ROOT "/cgroup.procs", W_OK) < 0) {
+		error_set(e, ENOTSUP, "cannot freeze %s: no cgroup v1 freezer at %s", w->label, FREEZER_ROOT);
+		error_hint(e, "migrate process trees on a host with the cgroup v1 freezer, or run the workload as a runc "
+			      "container");
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+static int pid_freeze(struct ctx *c, struct workload *w, struct error *e)
+{
+	pid_t *pids = calloc(MAX_TREE, sizeof(pid_t));
+	char cg_rel[PATH_MAX], orig[PATH_MAX];
+	size_t olen = 0, ocap = 0;
+	int n, r = 0;
+
+	if (!pids)
+		return error_set(e, ENOMEM, "out of memory");
+	snprintf(cg_rel, sizeof(cg_rel), "%s/freeze-%d", c->cfg.cgroup_parent[0] ? c->cfg.cgroup_parent : "cmt",
+		 (int)w->pid);
+	snprintf(w->freeze_cg, sizeof(w->freeze_cg), FREEZER_ROOT "/%s", cg_rel);
+	r = mkdir_p(w->freeze_cg, 0755, e);
+	if (r < 0)
+		goto out;
+	/* Move until stable: a process forked during the move is caught next round. */
+	for (int round = 0; round < 20; round++) {
+		int moved = 0;
+		n = tree_pids(w->pid, pids, MAX_TREE);
+		for (int i = 0; i < n; i++) {
+			if (freezer_of(pids[i], orig, sizeof(orig)) < 0)
+				continue;
+			if (strcmp(orig, "/") != 0 && strcmp(orig + 1, cg_rel) == 0)
+				continue;
+			/* remember where it was */
+			size_t need = olen + strlen(orig) + 32;
+			if (need > ocap) {
+				ocap = need * 2;
+				char *nb = realloc(w->orig_cgroups, ocap);
+				if (!nb) {
+					r = error_set(e, ENOMEM, "out of memory");
+					goto out;
+				}
+				w->orig_cgroups = nb;
+			}
+			olen += (size_t)sprintf(w->orig_cgroups + olen, "%d %s\n", (int)pids[i], orig);
+			if (move_to(w->freeze_cg, pids[i]) < 0 && errno != ESRCH) {
+				r = error_errno(e, errno, "cannot move process %d into freezer cgroup %s", (int)pids[i],
+						w->freeze_cg);
+				goto out;
+			}
+			moved++;
+		}
+		if (!moved)
+			break;
+	}
+	r = set_freezer(w->freeze_cg, "FROZEN", e);
+	if (r < 0)
+		goto out;
+	w->frozen = true;
+out:
+	free(pids);
+	if (r < 0 && w->freeze_cg[0]) {
+		struct error tmp = { 0 };
+		w->frozen = true;
+		pid_driver.thaw(c, w, &tmp);
+	}
+	return r;
+}
+
+static int pid_dump(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, struct error *e)
+{
+	struct criu_tree_opts o = {
+		.images_dir = images_dir,
+		.work_dir = work_dir,
+		.freeze_cgroup = w->freeze_cg,
+		.shell_job = w->shell_job,
+		.leave_running = true,
+	};
+	int r = ctx_need_criu(c, e);
+
+	if (r < 0)
+		return r;
+	return criu_dump_tree(&c->criu, w->pid, &o, c->cfg.name, e);
+}
+
+static int pid_thaw(struct ctx *c, struct workload *w, struct error *e)
+{
+	int r = 0;
+
+	(void)c;
+	if (!w->freeze_cg[0])
+		return 0;
+	if (w->frozen) {
+		r = set_freezer(w->freeze_cg, "THAWED", e);
+		if (r < 0)
+			return r;
+		w->frozen = false;
+	}
+	/* back to where each process was */
+	for (char *l = w->orig_cgroups; l && *l;) {
+		char *nl = strchr(l, '\n'), abs_cg[PATH_MAX + 64];
+		int pid;
+		char path[PATH_MAX];
+		if (nl)
+			*nl = 0;
+		if (sscanf(l, "%d %4095s", &pid, path) == 2) {
+			snprintf(abs_cg, sizeof(abs_cg), FREEZER_ROOT "%s", strcmp(path, "/") ? path : "");
+			move_to(abs_cg, pid);
+		}
+		if (nl)
+			*nl = '\n';
+		l = nl ? nl + 1 : NULL;
+	}
+	if (rmdir(w->freeze_cg) == 0)
+		w->freeze_cg[0] = 0;
+	return r;
+}
+
+static int kill_tree(pid_t root)
+{
+	pid_t *pids = calloc(MAX_TREE, sizeof(pid_t));
+	int n;
+
+	if (!pids)
+		return -ENOMEM;
+	n = tree_pids(root, pids, MAX_TREE);
+	for (int i = n - 1; i >= 0; i--)
+		kill(pids[i], SIGKILL);
+	free(pids);
+	return 0;
+}
+
+static int pid_destroy(struct ctx *c, struct workload *w, struct error *e)
+{
+	char procs[PATH_MAX + 32];
+	struct timespec ts = { 0, 2000000 };
+
+	(void)c;
+	kill_tree(w->pid);
+	if (!w->freeze_cg[0])
+		return 0;
+	/* also anything else that ended up in the cgroup */
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", w->freeze_cg);
+	{
+		_cleanup_fclose_ FILE *f = fopen(procs, "re");
+		int p;
+		while (f && fscanf(f, "%d", &p) == 1)
+			kill(p, SIGKILL);
+	}
+	if (w->frozen && set_freezer(w->freeze_cg, "THAWED", e) < 0)
+		return -e->code;
+	w->frozen = false;
+	for (int i = 0; i < 5000; i++) { /* dying processes leave the cgroup within ms */
+		if (rmdir(w->freeze_cg) == 0 || errno == ENOENT) {
+			w->freeze_cg[0] = 0;
+			return 0;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return error_errno(e, errno, "cannot remove freezer cgroup %s", w->freeze_cg);
+}
+
+static int pid_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, struct error *e)
+{
+	struct criu_tree_opts o = {
+		.images_dir = rq->images_dir,
+		.work_dir = rq->work_dir,
+		.shell_job = rq->shell_job,
+	};
+	int r = ctx_need_criu(c, e);
+
+	if (r < 0)
+		return r;
+	r = criu_restore_tree(&c->criu, &o, rq->host, ret_pid, e);
+	if (r == 0)
+		snprintf(rq->id, sizeof(rq->id), "%d", (int)*ret_pid);
+	return r;
+}
+
+static int pid_undo_restore(struct ctx *c, struct restore_req *rq, struct error *e)
+{
+	char *end;
+	long v = strtol(rq->id, &end, 10);
+
+	(void)c;
+	(void)e;
+	if (*rq->id && !*end && v > 1)
+		kill_tree((pid_t)v);
+	return 0;
+}
+
+static bool pid_exists(struct ctx *c, const char *id)
+{
+	(void)c;
+	(void)id;
+	return false; /* a PID clash shows up at restore, with its own explanation */
+}
+
+const struct driver pid_driver = {
+	.name = "pid",
+	.kind = KIND_PID,
+	.inspect = pid_inspect,
+	.freeze = pid_freeze,
+	.dump = pid_dump,
+	.thaw = pid_thaw,
+	.destroy = pid_destroy,
+	.restore = pid_restore,
+	.undo_restore = pid_undo_restore,
+	.exists = pid_exists,
+};

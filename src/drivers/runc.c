@@ -1,0 +1,294 @@
+/* The runc driver: a container managed by runc.  Freezing is `runc pause`,
+ * the dump is `runc checkpoint --leave-running` of the paused container (it
+ * stays frozen), the restore is `runc restore -d` of the received bundle. */
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "drivers/driver.h"
+#include "drivers/ocispec.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/spawn.h"
+
+#define RUNC_MAX_ARGS 32
+
+/* Runs `runc --root R [--criu P] ARGS...`.  With out_path, output goes to
+ * that file (restore: the container could inherit a pipe). */
+static int runc_cmd(struct ctx *c, struct run_result *rr, const char *out_path, struct error *e, ...)
+{
+	char *argv[RUNC_MAX_ARGS];
+	struct run_opts o = { .timeout_ms = 600000, .output_path = out_path };
+	int n = 0, r;
+	va_list ap;
+
+	r = ctx_need_runc(c, e);
+	if (r < 0)
+		return r;
+	argv[n++] = c->runc;
+	argv[n++] = "--root";
+	argv[n++] = c->cfg.runc_root;
+	if (c->criu.path[0]) {
+		argv[n++] = "--criu";
+		argv[n++] = c->criu.path;
+	}
+	va_start(ap, e);
+	for (char *a; (a = va_arg(ap, char *)) && n < RUNC_MAX_ARGS - 1;)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	return run_cmd(argv, &o, rr, e);
+}
+
+/* runc prints `time="..." level=error msg="..."`: keep the msg part. */
+static const char *runc_msg(const char *err)
+{
+	static char buf[1024];
+	const char *m = strstr(err, "msg=\"");
+
+	if (!m) {
+		snprintf(buf, sizeof(buf), "%s", err);
+	} else {
+		m += 5;
+		size_t l = 0;
+		for (; *m && *m != '"' && l < sizeof(buf) - 1; m++) {
+			if (*m == '\\' && m[1])
+				m++;
+			buf[l++] = *m;
+		}
+		buf[l] = 0;
+	}
+	size_t l = strlen(buf);
+	while (l && (buf[l - 1] == '\n' || buf[l - 1] == ' '))
+		buf[--l] = 0;
+	return buf;
+}
+
+static int runc_state(struct ctx *c, const char *id, json_t **ret, struct error *e)
+{
+	struct run_result rr;
+	json_error_t je;
+	int r = runc_cmd(c, &rr, NULL, e, "state", id, NULL);
+
+	if (r < 0)
+		return r;
+	if (rr.status != 0) {
+		error_set(e, ENOENT, "no container '%s' in runc root %s: %s", id, c->cfg.runc_root, runc_msg(rr.err));
+		error_hint(e, "list containers with `cmt ps`; use --runc-root if runc keeps its state elsewhere");
+		run_result_free(&rr);
+		return -ENOENT;
+	}
+	*ret = json_loads(rr.out, 0, &je);
+	run_result_free(&rr);
+	if (!*ret)
+		return error_set(e, EPROTO, "cannot parse `runc state %s` output: %s", id, je.text);
+	return 0;
+}
+
+static int runc_inspect(struct ctx *c, const char *name, struct workload *w, struct error *e)
+{
+	json_t *st = NULL;
+	const char *status, *bundle;
+	char cfgpath[PATH_MAX];
+	int r;
+
+	memset(w, 0, sizeof(*w));
+	w->kind = KIND_RUNC;
+	snprintf(w->id, sizeof(w->id), "%s", name);
+	snprintf(w->label, sizeof(w->label), "container %s", name);
+	r = runc_state(c, name, &st, e);
+	if (r < 0)
+		return r;
+	status = json_string_value(json_object_get(st, "status"));
+	bundle = json_string_value(json_object_get(st, "bundle"));
+	w->pid = (pid_t)json_integer_value(json_object_get(st, "pid"));
+	if (!status || !bundle || w->pid <= 0) {
+		json_decref(st);
+		return error_set(e, EPROTO, "unexpected `runc state %s` output", name);
+	}
+	if (strcmp(status, "running") != 0) {
+		error_set(e, EINVAL, "container %s is %s, not running", name, status);
+		error_hint(e, strcmp(status, "paused") == 0 ? "resume it first (`runc resume %s`)" : "start it first", name);
+		json_decref(st);
+		return -EINVAL;
+	}
+	snprintf(w->bundle, sizeof(w->bundle), "%s", bundle);
+	json_decref(st);
+	if (path_join(cfgpath, sizeof(cfgpath), w->bundle, "config.json") < 0)
+		return error_set(e, ENAMETOOLONG, "bundle path too long");
+	r = read_file(cfgpath, OCI_CONFIG_MAX, &w->config_json, NULL, e);
+	if (r < 0)
+		return error_wrap(e, "cannot read the configuration of container %s", name);
+	r = oci_rootfs_path(w->config_json, w->bundle, w->rootfs, sizeof(w->rootfs), e);
+	if (r < 0)
+		return error_wrap(e, "bad config.json of container %s", name);
+	return 0;
+}
+
+/* `runc VERB [FLAG] ID` */
+static int runc_simple(struct ctx *c, struct workload *w, const char *verb, const char *flag, const char *what,
+		       struct error *e)
+{
+	struct run_result rr;
+	int r = flag ? runc_cmd(c, &rr, NULL, e, (char *)verb, (char *)flag, w->id, NULL)
+		     : runc_cmd(c, &rr, NULL, e, (char *)verb, w->id, NULL);
+
+	if (r < 0)
+		return r;
+	if (rr.status != 0) {
+		error_set(e, EIO, "cannot %s container %s: %s", what, w->id, runc_msg(rr.err));
+		run_result_free(&rr);
+		return -EIO;
+	}
+	run_result_free(&rr);
+	return 0;
+}
+
+static int runc_freeze(struct ctx *c, struct workload *w, struct error *e)
+{
+	int r = runc_simple(c, w, "pause", NULL, "freeze (runc pause)", e);
+	if (r == 0)
+		w->frozen = true;
+	return r;
+}
+
+static int runc_dump(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, struct error *e)
+{
+	struct run_result rr;
+	char log[PATH_MAX + 16], what[320];
+	int r;
+
+	r = ctx_need_criu(c, e);
+	if (r < 0)
+		return r;
+	r = runc_cmd(c, &rr, NULL, e, "checkpoint", "--leave-running", "--image-path", images_dir, "--work-path",
+		     work_dir, w->id, NULL);
+	if (r < 0)
+		return r;
+	if (rr.status != 0) {
+		snprintf(log, sizeof(log), "%s/dump.log", work_dir);
+		snprintf(what, sizeof(what), "checkpoint of container %s", w->id);
+		if (path_exists(log)) {
+			error_set(e, EIO, "%s", runc_msg(rr.err));
+			criu_explain(log, what, c->cfg.name, e);
+		} else {
+			error_set(e, EIO, "%s failed: %s", what, runc_msg(rr.err));
+		}
+		run_result_free(&rr);
+		return -e->code;
+	}
+	run_result_free(&rr);
+	return 0;
+}
+
+static int runc_thaw(struct ctx *c, struct workload *w, struct error *e)
+{
+	int r;
+
+	if (!w->frozen)
+		return 0;
+	r = runc_simple(c, w, "resume", NULL, "resume (runc resume)", e);
+	if (r == 0)
+		w->frozen = false;
+	return r;
+}
+
+static int runc_destroy(struct ctx *c, struct workload *w, struct error *e)
+{
+	int r;
+
+	/* `runc delete --force` kills a paused container too. */
+	r = runc_simple(c, w, "delete", "--force", "remove", e);
+	if (r < 0)
+		return r;
+	w->frozen = false;
+	/* A bundle cmt itself received earlier is cmt's to delete; any other
+	 * bundle belongs to the user and stays. */
+	char mine[PATH_MAX + 16];
+	snprintf(mine, sizeof(mine), "%s/bundles/", c->cfg.root);
+	if (strncmp(w->bundle, mine, strlen(mine)) == 0) {
+		struct error tmp = { 0 };
+		rm_rf(w->bundle, &tmp);
+	}
+	return 0;
+}
+
+static int runc_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, struct error *e)
+{
+	struct run_result rr;
+	char log[PATH_MAX + 16], out[PATH_MAX + 32], what[320];
+	json_t *st = NULL;
+	int r;
+
+	r = ctx_need_criu(c, e);
+	if (r < 0)
+		return r;
+	snprintf(out, sizeof(out), "%s/runc-restore.out", rq->work_dir);
+	r = runc_cmd(c, &rr, out, e, "restore", "--detach", "--image-path", rq->images_dir, "--work-path", rq->work_dir,
+		     "--bundle", rq->bundle, rq->id, NULL);
+	if (r < 0)
+		return r;
+	if (rr.status != 0) {
+		snprintf(log, sizeof(log), "%s/restore.log", rq->work_dir);
+		snprintf(what, sizeof(what), "restore of container %s", rq->id);
+		if (path_exists(log)) {
+			error_set(e, EIO, "%s", runc_msg(rr.err));
+			criu_explain(log, what, rq->host, e);
+		} else {
+			error_set(e, EIO, "%s failed: %s", what, runc_msg(rr.err));
+			error_host(e, rq->host);
+		}
+		run_result_free(&rr);
+		return -e->code;
+	}
+	run_result_free(&rr);
+	r = runc_state(c, rq->id, &st, e);
+	if (r < 0)
+		return r;
+	const char *status = json_string_value(json_object_get(st, "status"));
+	*ret_pid = (pid_t)json_integer_value(json_object_get(st, "pid"));
+	if (!status || strcmp(status, "running") != 0) {
+		error_set(e, EIO, "container %s was restored but is %s, not running", rq->id, status ? status : "unknown");
+		json_decref(st);
+		return -EIO;
+	}
+	json_decref(st);
+	return 0;
+}
+
+static int runc_undo_restore(struct ctx *c, struct restore_req *rq, struct error *e)
+{
+	struct run_result rr;
+	int r;
+
+	if (runc_cmd(c, &rr, NULL, e, "delete", "--force", rq->id, NULL) == 0)
+		run_result_free(&rr);
+	r = rm_rf(rq->bundle, e);
+	return r;
+}
+
+static bool runc_exists(struct ctx *c, const char *id)
+{
+	char p[PATH_MAX];
+
+	return path_join(p, sizeof(p), c->cfg.runc_root, id) == 0 && path_exists(p);
+}
+
+const struct driver runc_driver = {
+	.name = "runc",
+	.kind = KIND_RUNC,
+	.inspect = runc_inspect,
+	.freeze = runc_freeze,
+	.dump = runc_dump,
+	.thaw = runc_thaw,
+	.destroy = runc_destroy,
+	.restore = runc_restore,
+	.undo_restore = runc_undo_restore,
+	.exists = runc_exists,
+};

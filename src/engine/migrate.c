@@ -1,0 +1,324 @@
+#include "engine/migrate.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "transport/rsh.h"
+#include "transport/tree.h"
+#include "util/fs.h"
+#include "util/log.h"
+
+enum { CHAN_IMAGES = 1, CHAN_ROOTFS = 2 };
+
+void migration_id_make(const char *name, char *out, size_t n)
+{
+	char clean[48];
+	size_t l = 0;
+	unsigned rnd = 0;
+	time_t t = time(NULL);
+	struct tm tm;
+
+	for (const char *p = name; *p && l < sizeof(clean) - 1; p++)
+		clean[l++] = (char)((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+					    *p == '.' || *p == '_' ? *p : '-');
+	clean[l] = 0;
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (unsigned)getpid() ^ (unsigned)t;
+	gmtime_r(&t, &tm);
+	snprintf(out, n, "%s-%04d%02d%02dT%02d%02d%02d-%04x", clean[0] ? clean : "w", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, rnd & 0xffff);
+}
+
+bool migration_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n > 64 || id[0] == '.' || id[0] == '-')
+		return false;
+	for (const char *p = id; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+		      *p == '_' || *p == '-'))
+			return false;
+	return true;
+}
+
+static int simple_exchange(struct peer *p, uint16_t type, struct mbuf *mb, uint16_t want, struct msg *m,
+			   struct error *e)
+{
+	int r = proto_send_msg(&p->conn, type, mb, e);
+	if (r < 0)
+		return r;
+	return proto_recv_msg(&p->conn, want, m, e);
+}
+
+/* Roll back after a failure that happened before the commit. */
+static void abort_migration(struct ctx *c, const struct driver *drv, struct workload *w, struct peer *p,
+			    bool connected, struct migrate_stats *st, struct error *e)
+{
+	struct error tmp = { 0 };
+	struct msg m;
+
+	if (connected) {
+		/* Tell the destination to undo what it did; a short wait only. */
+		p->conn.timeout_ms = 30000;
+		if (simple_exchange(p, MSG_ABORT, NULL, MSG_DONE, &m, &tmp) == 0)
+			msg_free(&m);
+		else
+			log_warn("the destination %s did not confirm the rollback: %s (its half-restored copy, if any, "
+				 "is removed when the agent exits)",
+				 p->name, tmp.msg);
+	}
+	if (w->frozen) {
+		error_clear(&tmp);
+		if (drv->thaw(c, w, &tmp) < 0) {
+			/* This is the one thing that must not fail silently. */
+			error_wrap(e, "and resuming %s on %s ALSO failed (%s); it is still frozen: resume it by hand", w->label,
+				   c->cfg.name, tmp.msg);
+			return;
+		}
+		st->source_thawed = true;
+	}
+}
+
+static int send_restore(struct peer *p, const struct workload *w, struct migrate_stats *st, struct error *e)
+{
+	struct mbuf mb;
+	struct msg m;
+	int r;
+
+	mb_init(&mb);
+	mb_u32(&mb, A_FLAGS, w->shell_job ? 1 : 0);
+	if (w->kind == KIND_RUNC)
+		mb_bytes(&mb, A_CONFIG, w->config_json, strlen(w->config_json));
+	r = simple_exchange(p, MSG_RESTORE, &mb, MSG_RESTORED, &m, e);
+	mb_free(&mb);
+	if (r < 0)
+		return r;
+	st->dest_pid = (int)m.num[A_PID];
+	if (msg_has(&m, A_DURATION_US))
+		st->restore_ms = (double)m.num[A_DURATION_US] / 1000.0;
+	msg_free(&m);
+	return 0;
+}
+
+int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stats *st, struct error *e)
+{
+	const struct driver *drv = driver_for(o->kind);
+	struct workload w;
+	struct peer p;
+	struct tree_stats ts;
+	struct mbuf mb;
+	struct msg m;
+	char mig_dir[PATH_MAX], images[PATH_MAX + 16], work[PATH_MAX + 16];
+	bool connected = false, committed = false;
+	int r;
+
+	memset(&w, 0, sizeof(w));
+	memset(&p, 0, sizeof(p));
+	p.pid = -1;
+	st->t_start = now_ms();
+	st->result = "failed";
+	snprintf(st->mode, sizeof(st->mode), "%s", o->mode);
+	snprintf(st->source, sizeof(st->source), "%s", c->cfg.name);
+	snprintf(st->destination, sizeof(st->destination), "%s", o->to);
+	if (strcmp(o->mode, "cold") != 0) {
+		error_set(e, ENOTSUP, "migration mode '%s' is not available", o->mode);
+		error_hint(e, "use --mode cold");
+		return -ENOTSUP;
+	}
+
+	r = drv->inspect(c, o->workload, &w, e);
+	if (r < 0)
+		goto fail_early;
+	snprintf(st->workload, sizeof(st->workload), "%s", w.label);
+	r = ctx_need_criu(c, e);
+	if (r < 0)
+		goto fail_early;
+
+	migration_id_make(w.id, st->migration_id, sizeof(st->migration_id));
+	snprintf(mig_dir, sizeof(mig_dir), "%s/migrations/%s", c->cfg.root, st->migration_id);
+	snprintf(images, sizeof(images), "%s/images", mig_dir);
+	snprintf(work, sizeof(work), "%s/work", mig_dir);
+	if ((r = mkdir_p(images, 0700, e)) < 0 || (r = mkdir_p(work, 0700, e)) < 0)
+		goto fail_early;
+
+	log_info("migrating %s from %s to %s (mode %s, migration %s)", w.label, c->cfg.name, o->to, o->mode,
+		 st->migration_id);
+	r = peer_connect(&p, o->rsh, o->to, o->remote_cmt, c->cfg.name, e);
+	if (r < 0)
+		goto fail;
+	connected = true;
+
+	mb_init(&mb);
+	mb_str(&mb, A_MIGRATION_ID, st->migration_id);
+	mb_u32(&mb, A_KIND, (uint32_t)w.kind);
+	mb_str(&mb, A_WORKLOAD, w.id);
+	mb_str(&mb, A_MODE, o->mode);
+	r = simple_exchange(&p, MSG_PREPARE, &mb, MSG_READY, &m, e);
+	mb_free(&mb);
+	if (r < 0)
+		goto fail;
+	msg_free(&m);
+
+	/* --- frozen from here until commit or rollback --- */
+	r = drv->freeze(c, &w, e);
+	if (r < 0)
+		goto fail;
+	st->t_frozen = now_ms();
+	log_debug("%s frozen", w.label);
+	r = drv->dump(c, &w, images, work, e);
+	if (r < 0)
+		goto fail;
+	st->t_dumped = now_ms();
+	log_debug("dumped in %.0f ms", st->t_dumped - st->t_frozen);
+
+	r = tree_send(&p.conn, CHAN_IMAGES, AREA_IMAGES, images, "", &ts, e);
+	if (r < 0)
+		goto fail;
+	st->image_bytes = ts.payload_bytes;
+	st->files += ts.files;
+	if (w.kind == KIND_RUNC) {
+		r = tree_send(&p.conn, CHAN_ROOTFS, AREA_BUNDLE, w.rootfs, "rootfs", &ts, e);
+		if (r < 0)
+			goto fail;
+		st->rootfs_bytes = ts.payload_bytes;
+		st->files += ts.files;
+	}
+	st->t_transferred = now_ms();
+
+	r = send_restore(&p, &w, st, e);
+	if (r < 0)
+		goto fail;
+	st->t_restored = now_ms();
+	log_debug("running on %s as pid %d after %.0f ms frozen", p.name, st->dest_pid, st->t_restored - st->t_frozen);
+
+	/* Commit: the destination keeps its copy, then the source copy goes. */
+	r = proto_send_msg(&p.conn, MSG_COMMIT, NULL, e);
+	if (r >= 0) {
+		committed = true;
+		p.conn.timeout_ms = 60000;
+		r = proto_recv_msg(&p.conn, MSG_DONE, &m, e);
+	}
+	if (r < 0) {
+		if (!committed)
+			goto fail;
+		st->in_doubt = true;
+		error_wrap(e, "the commit was sent to %s but not acknowledged", p.name);
+		error_hint(e, "%s is left frozen on %s (never two running copies): check whether it runs on %s, then "
+			      "remove the frozen copy here (runc delete --force) or resume it (runc resume)",
+			   w.label, c->cfg.name, p.name);
+		goto out;
+	}
+	msg_free(&m);
+	st->bytes_sent = p.conn.bytes_out;
+	r = drv->destroy(c, &w, e);
+	if (r < 0) {
+		error_wrap(e, "%s runs on %s, but removing the frozen source copy failed", w.label, p.name);
+		goto out;
+	}
+	{
+		struct error tmp = { 0 };
+		rm_rf(mig_dir, &tmp);
+	}
+	st->result = "ok";
+	st->t_end = now_ms();
+	peer_close(&p);
+	workload_free(&w);
+	return 0;
+
+fail:
+	st->bytes_sent = p.conn.bytes_out;
+	abort_migration(c, drv, &w, &p, connected && e->code != ECONNRESET && e->code != EPIPE, st, e);
+	{
+		/* keep the logs of a failed dump, drop the images */
+		struct error tmp = { 0 };
+		rm_rf(images, &tmp);
+	}
+	if (st->source_thawed)
+		log_info("%s keeps running on %s", w.label, c->cfg.name);
+out:
+	st->bytes_sent = p.conn.bytes_out;
+	if (connected)
+		peer_close(&p);
+fail_early:
+	st->t_end = now_ms();
+	workload_free(&w);
+	return -e->code;
+}
+
+static double span(double a, double b)
+{
+	return a > 0 && b > 0 ? b - a : 0;
+}
+
+char *migrate_stats_json(const struct migrate_stats *st, const struct error *e)
+{
+	json_t *j = json_object();
+	char *s;
+
+	json_object_set_new(j, "result", json_string(st->result));
+	json_object_set_new(j, "mode", json_string(st->mode));
+	json_object_set_new(j, "workload", json_string(st->workload));
+	json_object_set_new(j, "source", json_string(st->source));
+	json_object_set_new(j, "destination", json_string(st->destination));
+	json_object_set_new(j, "migration_id", json_string(st->migration_id));
+	json_object_set_new(j, "downtime_ms", json_real(span(st->t_frozen, st->t_restored)));
+	json_object_set_new(j, "frozen_ms", json_real(span(st->t_frozen, st->t_restored)));
+	json_object_set_new(j, "dump_ms", json_real(span(st->t_frozen, st->t_dumped)));
+	json_object_set_new(j, "transfer_ms", json_real(span(st->t_dumped, st->t_transferred)));
+	json_object_set_new(j, "restore_ms", json_real(span(st->t_transferred, st->t_restored)));
+	json_object_set_new(j, "total_ms", json_real(span(st->t_start, st->t_end)));
+	json_object_set_new(j, "bytes_sent", json_integer((json_int_t)st->bytes_sent));
+	json_object_set_new(j, "image_bytes", json_integer((json_int_t)st->image_bytes));
+	json_object_set_new(j, "rootfs_bytes", json_integer((json_int_t)st->rootfs_bytes));
+	json_object_set_new(j, "files", json_integer((json_int_t)st->files));
+	if (st->dest_pid)
+		json_object_set_new(j, "destination_pid", json_integer(st->dest_pid));
+	if (e && e->code) {
+		json_object_set_new(j, "error", json_string(e->msg));
+		if (e->host[0])
+			json_object_set_new(j, "error_host", json_string(e->host));
+		if (e->hint[0])
+			json_object_set_new(j, "hint", json_string(e->hint));
+		json_object_set_new(j, "source_running", json_boolean(st->source_thawed));
+		json_object_set_new(j, "in_doubt", json_boolean(st->in_doubt));
+	}
+	s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	return s;
+}
+
+static const char *human_bytes(uint64_t b, char *buf, size_t n)
+{
+	if (b >= (1ull << 30))
+		snprintf(buf, n, "%.2f GiB", (double)b / (1ull << 30));
+	else if (b >= (1ull << 20))
+		snprintf(buf, n, "%.1f MiB", (double)b / (1ull << 20));
+	else
+		snprintf(buf, n, "%.1f KiB", (double)b / 1024);
+	return buf;
+}
+
+void migrate_stats_print(const struct migrate_stats *st)
+{
+	char b1[32], b2[32], b3[32];
+	double xfer = span(st->t_dumped, st->t_transferred);
+
+	if (log_verbosity < 0)
+		return;
+	fprintf(stderr,
+		"cmt: %s moved to %s in %.0f ms (%s mode)\n"
+		"     downtime %.0f ms: dump %.0f ms, transfer %.0f ms, restore %.0f ms\n"
+		"     sent %s (images %s, root filesystem %s) at %.0f MiB/s\n",
+		st->workload, st->destination, span(st->t_start, st->t_end), st->mode,
+		span(st->t_frozen, st->t_restored), span(st->t_frozen, st->t_dumped), xfer,
+		span(st->t_transferred, st->t_restored), human_bytes(st->bytes_sent, b1, sizeof(b1)),
+		human_bytes(st->image_bytes, b2, sizeof(b2)), human_bytes(st->rootfs_bytes, b3, sizeof(b3)),
+		xfer > 0 ? (double)st->bytes_sent / (1 << 20) / (xfer / 1000) : 0);
+}

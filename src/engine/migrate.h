@@ -1,0 +1,47 @@
+/* The migration engine, source side: phases, the handoff with the agent,
+ * rollback, and statistics.
+ *
+ * Cold mode:  prepare -> freeze -> dump -> transfer -> restore -> commit.
+ * The source copy stays frozen until the destination has confirmed that the
+ * workload runs there and has acknowledged the commit; any failure before
+ * that thaws the source copy and rolls the destination back. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "drivers/driver.h"
+#include "engine/context.h"
+
+struct migrate_opts {
+	enum workload_kind kind;
+	const char *workload;   /* container ID or pid */
+	const char *to;         /* [user@]host */
+	const char *rsh;        /* remote shell command, default "ssh" */
+	const char *remote_cmt; /* cmt on the destination, default "cmt" */
+	const char *mode;       /* "cold" */
+};
+
+struct migrate_stats {
+	const char *result;     /* "ok" / "failed" */
+	char mode[16];
+	char workload[300];
+	char source[128], destination[256];
+	char migration_id[96];
+	double t_start, t_frozen, t_dumped, t_transferred, t_restored, t_end; /* ms, monotonic; 0 = not reached */
+	uint64_t bytes_sent;     /* everything written to the connection */
+	uint64_t image_bytes;    /* CRIU image payload */
+	uint64_t rootfs_bytes;   /* root filesystem payload */
+	uint64_t files;
+	int dest_pid;
+	double restore_ms;       /* as measured by the agent */
+	bool source_thawed;      /* failure: the workload runs on the source again */
+	bool in_doubt;           /* commit sent, no answer: see the message */
+};
+
+int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stats *st, struct error *e);
+/* One JSON object, one line (for --json and --stats-file). */
+char *migrate_stats_json(const struct migrate_stats *st, const struct error *e);
+void migrate_stats_print(const struct migrate_stats *st);
+/* A migration ID: "<name>-<UTC time>-<random>", safe as a file name. */
+void migration_id_make(const char *name, char *out, size_t n);
+bool migration_id_valid(const char *id);

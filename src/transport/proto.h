@@ -1,0 +1,137 @@
+/* The cmt wire protocol between `cmt` (source) and `cmt agent --stdio`
+ * (destination).  Specified in doc/protocol.md; this is its only codec.
+ *
+ * Every frame: a 16-byte header (big-endian) and a payload of at most
+ * PROTO_MAX_PAYLOAD bytes.  Control messages carry TLV attributes, data
+ * frames carry raw bytes of a transfer stream. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/error.h"
+
+#define PROTO_MAJOR 1
+#define PROTO_MINOR 0
+#define PROTO_HELLO_MAGIC 0x434d5450u /* "CMTP" */
+#define PROTO_HDR_SIZE 16
+#define PROTO_FRAME_MAGIC 0xCA
+#define PROTO_MAX_PAYLOAD (1u << 20)
+#define PROTO_MAX_STR 4096
+
+enum msg_type {
+	MSG_HELLO = 0x0001,        /* source -> agent: who I am, protocol version */
+	MSG_WELCOME = 0x0002,      /* agent -> source: accepted, who I am */
+	MSG_ERROR = 0x0003,        /* either way: the operation failed, with why and hint */
+	MSG_FACTS_REQ = 0x0004,    /* source -> agent: describe your host */
+	MSG_FACTS = 0x0005,        /* agent -> source: key/value facts */
+	MSG_PREPARE = 0x0010,      /* source -> agent: a migration starts */
+	MSG_READY = 0x0011,        /* agent -> source: prepared */
+	MSG_STREAM_BEGIN = 0x0020, /* source -> agent: a transfer stream opens on a channel */
+	MSG_DATA = 0x0021,         /* source -> agent: bytes of an open stream */
+	MSG_STREAM_END = 0x0022,   /* source -> agent: stream complete: size and hash */
+	MSG_STREAM_OK = 0x0023,    /* agent -> source: stream stored and verified */
+	MSG_RESTORE = 0x0030,      /* source -> agent: restore the workload */
+	MSG_RESTORED = 0x0031,     /* agent -> source: the workload runs here */
+	MSG_COMMIT = 0x0040,       /* source -> agent: source copy is gone, keep yours */
+	MSG_ABORT = 0x0041,        /* source -> agent: roll back everything */
+	MSG_DONE = 0x0042,         /* agent -> source: commit/abort finished */
+};
+
+enum attr_tag {
+	A_MAGIC = 1,      /* u32 PROTO_HELLO_MAGIC */
+	A_VER_MAJOR,      /* u32 */
+	A_VER_MINOR,      /* u32 */
+	A_SOFTWARE,       /* str: "cmt 0.1.0" */
+	A_HOST,           /* str: host name */
+	A_ERRNO,          /* u32 */
+	A_MESSAGE,        /* str */
+	A_HINT,           /* str */
+	A_DETAIL,         /* str */
+	A_MIGRATION_ID,   /* str [A-Za-z0-9._-], <= 64 */
+	A_KIND,           /* u32 enum workload_kind */
+	A_WORKLOAD,       /* str: container ID or pid */
+	A_MODE,           /* str */
+	A_AREA,           /* u32 enum stream_area */
+	A_BYTES,          /* u64 */
+	A_HASH,           /* u64 XXH3-64 */
+	A_PID,            /* u32 */
+	A_DURATION_US,    /* u64 */
+	A_FLAGS,          /* u32 */
+	A_KEY,            /* str, repeated in FACTS is not allowed: see A_FACTS */
+	A_FACTS,          /* str: "key=value\n" lines */
+	A_CONFIG,         /* bytes: the container's config.json */
+	A_ATTR_MAX
+};
+
+enum workload_kind { KIND_RUNC = 1, KIND_PID = 2 };
+enum stream_area { AREA_IMAGES = 1, AREA_BUNDLE = 2 };
+
+struct frame {
+	uint16_t type;
+	uint8_t flags;
+	uint32_t chan;
+	uint32_t len;
+	const uint8_t *data; /* points into the connection's buffer until the next recv */
+};
+
+/* Decoded control message.  Strings are NUL-terminated copies. */
+struct msg {
+	uint16_t type;
+	uint64_t present; /* bit per attr_tag */
+	uint64_t num[A_ATTR_MAX];
+	char *str[A_ATTR_MAX];
+	const uint8_t *bytes[A_ATTR_MAX];
+	uint32_t blen[A_ATTR_MAX];
+	char *pool;
+};
+
+/* Builder for control messages. */
+struct mbuf {
+	uint8_t *b;
+	size_t len, cap;
+	bool overflow;
+};
+
+/* --- pure codec (no I/O), fuzzed --------------------------------------- */
+void proto_hdr_encode(uint8_t hdr[PROTO_HDR_SIZE], uint16_t type, uint32_t chan, const void *payload, uint32_t len);
+/* Validates a complete header + payload in buf.  Returns the frame size
+ * consumed (> 0), 0 when more bytes are needed, or negative errno with e set. */
+int proto_frame_parse(const uint8_t *buf, size_t len, struct frame *f, struct error *e);
+/* Checks only a header; fills f->type/chan/len/flags. */
+int proto_hdr_parse(const uint8_t hdr[PROTO_HDR_SIZE], struct frame *f, struct error *e);
+int msg_decode(uint16_t type, const uint8_t *p, uint32_t len, struct msg *m, struct error *e);
+void msg_free(struct msg *m);
+bool msg_has(const struct msg *m, enum attr_tag t);
+const char *msg_type_name(uint16_t type);
+bool msg_type_known(uint16_t type);
+
+void mb_init(struct mbuf *mb);
+void mb_free(struct mbuf *mb);
+void mb_u32(struct mbuf *mb, enum attr_tag t, uint32_t v);
+void mb_u64(struct mbuf *mb, enum attr_tag t, uint64_t v);
+void mb_str(struct mbuf *mb, enum attr_tag t, const char *s);
+void mb_bytes(struct mbuf *mb, enum attr_tag t, const void *p, size_t n);
+
+/* --- connection -------------------------------------------------------- */
+struct proto_conn {
+	int rfd, wfd;
+	char peer[128];       /* the other host's name, for messages */
+	char self[128];       /* this host's name, sent with errors */
+	uint8_t *rbuf;
+	uint64_t bytes_in, bytes_out;
+	int timeout_ms;       /* per receive, 0 = wait forever */
+	bool got_first;       /* a valid frame has been received */
+};
+
+int proto_conn_init(struct proto_conn *c, int rfd, int wfd, const char *peer, struct error *e);
+void proto_conn_free(struct proto_conn *c);
+int proto_send(struct proto_conn *c, uint16_t type, uint32_t chan, const void *payload, uint32_t len, struct error *e);
+int proto_send_msg(struct proto_conn *c, uint16_t type, struct mbuf *mb, struct error *e);
+int proto_recv(struct proto_conn *c, struct frame *f, struct error *e);
+/* Receives the next control message; MSG_ERROR from the peer becomes an
+ * error (with the peer's host, hint and detail) and returns negative. A
+ * message of another type than 'want' (0 = any) is a protocol error. */
+int proto_recv_msg(struct proto_conn *c, uint16_t want, struct msg *m, struct error *e);
+/* Sends e to the peer as MSG_ERROR. */
+int proto_send_error(struct proto_conn *c, const struct error *err, const char *host);

@@ -1,0 +1,104 @@
+#include "util/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/cleanup.h"
+#include "util/fs.h"
+
+void config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->root, sizeof(c->root), "/var/lib/cmt");
+	snprintf(c->runc_root, sizeof(c->runc_root), "/run/runc");
+	if (gethostname(c->name, sizeof(c->name) - 1) < 0)
+		snprintf(c->name, sizeof(c->name), "localhost");
+}
+
+static char *trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = 0;
+	return s;
+}
+
+static int set_str(char *dst, size_t n, const char *val, const char *key, const char *origin, int line, struct error *e)
+{
+	if (strlen(val) >= n)
+		return error_set(e, EINVAL, "%s:%d: value of '%s' is too long (%zu bytes, at most %zu)", origin, line, key,
+				 strlen(val), n - 1);
+	memcpy(dst, val, strlen(val) + 1);
+	return 0;
+}
+
+int config_parse(struct config *c, const char *text, const char *origin, struct error *e)
+{
+	_cleanup_free_ char *copy = strdup(text);
+	char *save = NULL, *ln;
+	int line = 0;
+
+	if (!copy)
+		return error_set(e, ENOMEM, "out of memory");
+	/* strtok_r would merge empty lines and break line numbers: split by hand. */
+	for (ln = copy; ln; ln = save) {
+		char *eq, *key, *val, *hash;
+		int r;
+
+		save = strchr(ln, '\n');
+		if (save)
+			*save++ = 0;
+		line++;
+		hash = strchr(ln, '#');
+		if (hash)
+			*hash = 0;
+		ln = trim(ln);
+		if (!*ln)
+			continue;
+		eq = strchr(ln, '=');
+		if (!eq)
+			return error_set(e, EINVAL, "%s:%d: expected 'key = value', got '%s'", origin, line, ln);
+		*eq = 0;
+		key = trim(ln);
+		val = trim(eq + 1);
+		if (!strcmp(key, "criu"))
+			r = set_str(c->criu, sizeof(c->criu), val, key, origin, line, e);
+		else if (!strcmp(key, "runc"))
+			r = set_str(c->runc, sizeof(c->runc), val, key, origin, line, e);
+		else if (!strcmp(key, "name"))
+			r = set_str(c->name, sizeof(c->name), val, key, origin, line, e);
+		else if (!strcmp(key, "cgroup_parent"))
+			r = set_str(c->cgroup_parent, sizeof(c->cgroup_parent), val, key, origin, line, e);
+		else if (!strcmp(key, "runc_root"))
+			r = set_str(c->runc_root, sizeof(c->runc_root), val, key, origin, line, e);
+		else
+			return error_set(e, EINVAL, "%s:%d: unknown key '%s' (known: criu, runc, runc_root, name, cgroup_parent)",
+					 origin, line, key);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int config_load(struct config *c, struct error *e)
+{
+	char path[PATH_MAX + 16];
+	_cleanup_free_ char *text = NULL;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/config", c->root);
+	if (!path_exists(path))
+		return 0;
+	r = read_file(path, 1 << 20, &text, NULL, e);
+	if (r < 0)
+		return r;
+	return config_parse(c, text, path, e);
+}

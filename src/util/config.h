@@ -1,0 +1,24 @@
+/* cmt's per-host configuration: <state root>/config, lines of `key = value`,
+ * '#' starts a comment.  Unknown keys are an error (a typo must not be
+ * silently ignored). */
+#pragma once
+#include <limits.h>
+
+#include "util/error.h"
+
+struct config {
+	char root[PATH_MAX];          /* state root (--root), default /var/lib/cmt */
+	char runc_root[PATH_MAX];     /* runc's state root (--runc-root), default /run/runc */
+	char criu[PATH_MAX];          /* CRIU binary, "" = search */
+	char runc[PATH_MAX];          /* runc binary, "" = search */
+	char name[64];                /* this host's name for messages, default hostname */
+	char cgroup_parent[256];      /* cgroup under which restored containers live, "" = as in config.json */
+};
+
+void config_defaults(struct config *c);
+/* Parses the text of a config file into c (fields set by the command line
+ * are kept when keep_criu/keep_runc say so).  'origin' names the file in
+ * errors. */
+int config_parse(struct config *c, const char *text, const char *origin, struct error *e);
+/* Loads <root>/config if it exists. */
+int config_load(struct config *c, struct error *e);

@@ -1,0 +1,112 @@
+#include "util/error.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static void vfmt(char *dst, size_t n, const char *fmt, va_list ap)
+{
+	vsnprintf(dst, n, fmt, ap);
+}
+
+int error_set(struct error *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (code <= 0)
+		code = code < 0 ? -code : EIO;
+	if (!e)
+		return -code;
+	e->code = code;
+	e->hint[0] = e->detail[0] = e->host[0] = 0;
+	va_start(ap, fmt);
+	vfmt(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	return -code;
+}
+
+int error_errno(struct error *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+	size_t l;
+
+	if (code <= 0)
+		code = code < 0 ? -code : EIO;
+	if (!e)
+		return -code;
+	e->code = code;
+	e->hint[0] = e->detail[0] = e->host[0] = 0;
+	va_start(ap, fmt);
+	vfmt(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	l = strlen(e->msg);
+	snprintf(e->msg + l, sizeof(e->msg) - l, ": %s", strerror(code));
+	return -code;
+}
+
+int error_wrap(struct error *e, const char *fmt, ...)
+{
+	char prefix[512], old[ERROR_MSG_MAX];
+	va_list ap;
+
+	if (!e)
+		return -EIO;
+	if (!e->code)
+		e->code = EIO;
+	va_start(ap, fmt);
+	vfmt(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	memcpy(old, e->msg, sizeof(old));
+	snprintf(e->msg, sizeof(e->msg), "%s: %s", prefix, old);
+	return -e->code;
+}
+
+void error_hint(struct error *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!e)
+		return;
+	va_start(ap, fmt);
+	vfmt(e->hint, sizeof(e->hint), fmt, ap);
+	va_end(ap);
+}
+
+void error_detail(struct error *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!e)
+		return;
+	va_start(ap, fmt);
+	vfmt(e->detail, sizeof(e->detail), fmt, ap);
+	va_end(ap);
+}
+
+void error_host(struct error *e, const char *host)
+{
+	if (e && host && !e->host[0])
+		snprintf(e->host, sizeof(e->host), "%s", host);
+}
+
+void error_clear(struct error *e)
+{
+	if (e)
+		memset(e, 0, sizeof(*e));
+}
+
+void error_print(const struct error *e)
+{
+	const char *p, *nl;
+
+	if (e->host[0])
+		fprintf(stderr, "cmt: error on %s: %s\n", e->host, e->msg);
+	else
+		fprintf(stderr, "cmt: error: %s\n", e->msg);
+	for (p = e->detail; *p; p = nl ? nl + 1 : p + strlen(p)) {
+		nl = strchr(p, '\n');
+		fprintf(stderr, "    | %.*s\n", (int)(nl ? nl - p : (long)strlen(p)), p);
+	}
+	if (e->hint[0])
+		fprintf(stderr, "cmt: hint: %s\n", e->hint);
+}

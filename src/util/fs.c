@@ -1,0 +1,161 @@
+#include "util/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/cleanup.h"
+
+int mkdir_p(const char *path, mode_t mode, struct error *e)
+{
+	char tmp[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(tmp))
+		return error_set(e, ENAMETOOLONG, "bad directory path '%s'", path);
+	memcpy(tmp, path, n + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+			return error_errno(e, errno, "cannot create directory %s", tmp);
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+		return error_errno(e, errno, "cannot create directory %s", tmp);
+	return 0;
+}
+
+static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)f;
+	if (flag == FTW_DP)
+		return rmdir(p) < 0 && errno != ENOENT ? -1 : 0;
+	return unlink(p) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int rm_rf(const char *path, struct error *e)
+{
+	if (!path_exists(path))
+		return 0;
+	if (nftw(path, rm_cb, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
+		return error_errno(e, errno, "cannot remove %s", path);
+	return 0;
+}
+
+int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len, struct error *e)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0, cap = 4096;
+
+	if (fd < 0)
+		return error_errno(e, errno, "cannot open %s", path);
+	buf = malloc(cap + 1);
+	if (!buf)
+		return error_set(e, ENOMEM, "out of memory");
+	for (;;) {
+		if (len == cap) {
+			if (cap >= max)
+				return error_set(e, EFBIG, "%s is larger than %zu bytes", path, max);
+			cap = cap * 2 > max ? max : cap * 2;
+			char *nb = realloc(buf, cap + 1);
+			if (!nb)
+				return error_set(e, ENOMEM, "out of memory");
+			buf = nb;
+		}
+		ssize_t k = read(fd, buf + len, cap - len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return error_errno(e, errno, "cannot read %s", path);
+		if (k == 0)
+			break;
+		len += (size_t)k;
+	}
+	buf[len] = 0;
+	*ret_buf = TAKE_PTR(buf);
+	if (ret_len)
+		*ret_len = len;
+	return 0;
+}
+
+int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode, struct error *e)
+{
+	char tmp[PATH_MAX];
+	const char *p = buf;
+	int fd;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid()) >= (int)sizeof(tmp))
+		return error_set(e, ENAMETOOLONG, "path too long: %s", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return error_errno(e, errno, "cannot create %s", tmp);
+	while (len > 0) {
+		ssize_t k = write(fd, p, len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			int err = errno;
+			close(fd);
+			unlink(tmp);
+			return error_errno(e, err, "cannot write %s", tmp);
+		}
+		p += k;
+		len -= (size_t)k;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		int err = errno;
+		unlink(tmp);
+		return error_errno(e, err, "cannot write %s", tmp);
+	}
+	if (rename(tmp, path) < 0) {
+		int err = errno;
+		unlink(tmp);
+		return error_errno(e, err, "cannot rename %s to %s", tmp, path);
+	}
+	return 0;
+}
+
+static long long tb_sum;
+static int tb_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)p;
+	(void)f;
+	if (flag == FTW_F && S_ISREG(st->st_mode))
+		tb_sum += (long long)st->st_blocks * 512;
+	return 0;
+}
+
+long long tree_bytes(const char *path)
+{
+	tb_sum = 0;
+	nftw(path, tb_cb, 32, FTW_PHYS | FTW_MOUNT);
+	return tb_sum;
+}
+
+int path_exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+int path_join(char *buf, size_t n, const char *a, const char *b)
+{
+	size_t la = strlen(a);
+	while (la > 1 && a[la - 1] == '/')
+		la--;
+	while (*b == '/')
+		b++;
+	if ((size_t)snprintf(buf, n, "%.*s/%s", (int)la, a, b) >= n)
+		return -ENAMETOOLONG;
+	return 0;
+}

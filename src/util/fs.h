@@ -1,0 +1,20 @@
+/* Small filesystem helpers. */
+#pragma once
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "util/error.h"
+
+int mkdir_p(const char *path, mode_t mode, struct error *e);
+/* Removes a tree (no following of symlinks, stays on one filesystem). */
+int rm_rf(const char *path, struct error *e);
+/* Reads a whole file (at most max bytes, else -EFBIG); NUL-terminated. */
+int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len, struct error *e);
+/* Writes via a temporary file and rename. */
+int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode, struct error *e);
+/* Sum of st_blocks*512 of regular files below path. */
+long long tree_bytes(const char *path);
+/* True when path exists. */
+int path_exists(const char *path);
+/* Joins a and b with one '/', into buf; returns -ENAMETOOLONG if it does not fit. */
+int path_join(char *buf, size_t n, const char *a, const char *b);
