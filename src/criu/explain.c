@@ -19,9 +19,10 @@ struct rule {
 
 static const struct rule rules[] = {
 	{ "Can't lookup mount=([0-9]+) for fd=([0-9]+) path=(.*)", EBADF,
-	  "file descriptor %2 refers to %3, a file outside the workload's own mounts, which CRIU cannot dump",
-	  "start the workload with its stdio on /dev/null or on pipes (`cmt run` gives containers a log monitor), or "
-	  "close that file before migrating" },
+	  "file descriptor %2 refers to %3 on a mount that is not part of the workload's mount namespace (it was "
+	  "opened outside the workload, e.g. a host file given as its stdio), which CRIU cannot dump",
+	  "start the workload with its stdio on /dev/null or on pipes opened inside its own mounts (`cmt run` gives "
+	  "containers a log monitor), or close that file before migrating" },
 	{ "Connected TCP socket, consider using --tcp-established", EOPNOTSUPP,
 	  "the workload has an established TCP connection, and CRIU was not asked to carry TCP connections",
 	  "migrate with TCP connection support (cmt enables it when the workload has such sockets), or close the "
@@ -119,7 +120,8 @@ int criu_explain_text(const char *text, const char *what, const char *host, cons
 		next = strchr(l, '\n');
 		if (next)
 			*next++ = 0;
-		bool is_err = strstr(l, "Error (") || strstr(l, "Error:");
+		/* errors CRIU always logs without CAP_SYS_RESOURCE, harmless */
+		bool is_err = (strstr(l, "Error (") || strstr(l, "Error:")) && !strstr(l, "Can't setup RLIMIT_NOFILE");
 		for (size_t i = 0; matched < 0 && i < ARRAY_SIZE(rules); i++) {
 			regmatch_t m[4];
 			if (regexec(&res[i], l, 4, m, 0) == 0) {
