@@ -1,0 +1,298 @@
+# shellcheck shell=bash
+# tests/integration/lib.sh - helpers for cmt's integration tests. Source it:
+#
+#   . "$(dirname "$0")/lib.sh"
+#
+# A test is a bash script that prints TAP-ish lines ("ok N - what",
+# "not ok N - what", "# diagnostics") and exits 0 when everything passed, 1 when
+# something failed, 77 when it was skipped (with the reason printed).
+#
+# Variables:
+#   REPO        the repository's root (absolute)
+#   CMT         the cmt binary under test (default $REPO/build/cmt, absolute)
+#   LAB         $REPO/lab/lab.sh
+#   after lab_start: everything in the lab's env file, exported (LAB_NAME,
+#   LAB_DIR, LAB_HOSTS, LAB_SSH_CONFIG, LAB_IP_hK, LAB_NETNS_hK, LAB_CGROUP_hK)
+#
+# Functions:
+#   lab_start N             bring up hosts h1..hN of a lab named after this shell's
+#                           PID; the lab goes down when this shell exits
+#   on HOST CMD...          run CMD on HOST (its namespaces; stdio and status passed through)
+#   at_exit CMD...          run CMD when this shell exits, before the lab goes down
+#                           (handlers run last-registered first; one argument is
+#                           evaluated as shell code, several are run as a command)
+#   on_bg HOST CMD...       start CMD on HOST in the background; ON_BG_PID to kill/wait
+#   wait_until SECS [!] CMD...
+#                           poll CMD every 50 ms until it succeeds (with "!": fails);
+#                           returns 1 on timeout
+#   make_bundle DIR HOST CMD...
+#                           an OCI bundle in DIR (busybox rootfs) running CMD, whose
+#                           cgroup is /<HOST's cgroup_parent>/<basename DIR>
+#   ok DESC | fail DESC [DETAIL...] | diag MSG...
+#   check DESC CMD...       ok if CMD succeeds, else fail showing its output
+#   is GOT WANT DESC        ok if the strings are equal, else fail showing both
+#   skip REASON             skip the whole test (exit 77)
+#   bail REASON             give up the whole test (exit 1)
+#   require_root | require_cmd CMD... | require_cmt
+#
+# The lab and the at_exit handlers belong to the shell that made them: a test can
+# run part of itself in a ( subshell ) with its own lab, which is gone when the
+# subshell ends. Test numbering is shared with subshells.
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CMT=${CMT:-$REPO/build/cmt}
+case $CMT in /*) ;; *) CMT=$(pwd)/$CMT ;; esac
+LAB=$REPO/lab/lab.sh
+export REPO CMT LAB
+
+_LIB_MAIN_PID=$BASHPID
+_LIB_TAP_DIR=$(mktemp -d "${TMPDIR:-/tmp}/cmt-test.XXXXXX")
+echo 0 >"$_LIB_TAP_DIR/count"
+echo 0 >"$_LIB_TAP_DIR/failed"
+_LIB_LAB_OWNER=""
+_lib_at_exit=()
+
+# --- TAP ---------------------------------------------------------------------
+
+_lib_bump() { # FILE: increment the number in FILE, print the new value
+	local n
+	read -r n <"$1"
+	n=$((n + 1))
+	echo "$n" >"$1"
+	echo "$n"
+}
+
+diag() {
+	local line
+	while IFS= read -r line; do echo "# $line"; done <<<"$*"
+}
+
+ok() {
+	echo "ok $(_lib_bump "$_LIB_TAP_DIR/count") - $*"
+}
+
+fail() {
+	local desc=$1
+	shift
+	echo "not ok $(_lib_bump "$_LIB_TAP_DIR/count") - $desc"
+	_lib_bump "$_LIB_TAP_DIR/failed" >/dev/null
+	local detail
+	for detail in "$@"; do diag "$detail"; done
+}
+
+# check DESC CMD...: ok if CMD succeeds, else fail showing its output.
+check() {
+	local desc=$1 out
+	shift
+	if out=$("$@" 2>&1); then
+		ok "$desc"
+	else
+		fail "$desc" "command failed (status $?): $*" "$out"
+	fi
+}
+
+is() {
+	if [ "$1" = "$2" ]; then
+		ok "$3"
+	else
+		fail "$3" "got:  $1" "want: $2"
+	fi
+}
+
+skip() {
+	local n
+	read -r n <"$_LIB_TAP_DIR/count"
+	if [ "$n" = 0 ]; then echo "1..0 # SKIP $*"; else echo "# SKIP $*"; fi
+	exit 77
+}
+
+bail() {
+	echo "Bail out! $*"
+	exit 1
+}
+
+require_root() { [ "$(id -u)" = 0 ] || skip "needs root"; }
+
+require_cmd() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null || skip "$c is not installed (run scripts/deps.sh)"
+	done
+}
+
+require_cmt() { [ -x "$CMT" ] || skip "$CMT is not built (run make)"; }
+
+# --- exit handling ---------------------------------------------------------------
+
+at_exit() {
+	local cmd
+	if [ $# -eq 1 ]; then cmd=$1; else cmd=$(printf '%q ' "$@"); fi
+	# remember which shell registered it: a subshell inherits a copy of the list
+	_lib_at_exit+=("$BASHPID $cmd")
+	_lib_install_trap
+}
+
+_lib_install_trap() {
+	trap _lib_on_exit EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	trap 'exit 129' HUP
+}
+
+_lib_on_exit() {
+	local rc=$? i entry
+	trap - EXIT INT TERM HUP
+	set +e
+	for ((i = ${#_lib_at_exit[@]} - 1; i >= 0; i--)); do
+		entry=${_lib_at_exit[i]}
+		[ "${entry%% *}" = "$BASHPID" ] || continue
+		eval "${entry#* }" || diag "at_exit handler failed: ${entry#* }"
+	done
+	if [ -n "$_LIB_LAB_OWNER" ] && [ "$_LIB_LAB_OWNER" = "$BASHPID" ]; then
+		"$LAB" down "$LAB_NAME" || diag "lab down $LAB_NAME failed"
+	fi
+	[ "$BASHPID" = "$_LIB_MAIN_PID" ] || exit "$rc"
+
+	# The test itself is over: print the plan and decide its status.
+	local count failed
+	read -r count <"$_LIB_TAP_DIR/count"
+	read -r failed <"$_LIB_TAP_DIR/failed"
+	rm -rf "$_LIB_TAP_DIR"
+	[ "$rc" = 77 ] && exit 77
+	if [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
+		echo "not ok $((count + 1)) - the test script stopped with status $rc"
+		count=$((count + 1)) failed=1
+	fi
+	echo "1..$count"
+	[ "$failed" = 0 ] || exit 1
+	exit "$rc"
+}
+_lib_install_trap
+
+# --- the lab -----------------------------------------------------------------
+
+_lib_now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+
+_lib_proc_start() { # PID: its start time, field 22 of /proc/PID/stat
+	local stat
+	read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+	stat=${stat##*) }
+	# shellcheck disable=SC2086
+	set -- $stat
+	echo "${20}"
+}
+
+lab_start() {
+	local n=${1:-2} name="t$BASHPID" pid start t0
+	name=${name:0:8}
+	[ -z "$_LIB_LAB_OWNER" ] || [ "$_LIB_LAB_OWNER" != "$BASHPID" ] || bail "lab_start called twice in one shell"
+	require_root
+
+	# A lab with our name can only be left over from a dead test that had our PID.
+	if [ -e "/run/cmt-lab/$name" ] || [ -e "/run/netns/cmt-$name-sw" ]; then
+		read -r pid start 2>/dev/null <"/run/cmt-lab/$name/owner" || true
+		if [ -n "${pid:-}" ] && [ "$(_lib_proc_start "$pid")" = "$start" ]; then
+			bail "lab $name exists and belongs to the live process $pid"
+		fi
+		diag "removing the stale lab $name"
+		"$LAB" down "$name" || bail "cannot remove the stale lab $name"
+	fi
+
+	_LIB_LAB_OWNER=$BASHPID
+	LAB_NAME=$name
+	_lib_install_trap
+	t0=$(_lib_now_ms)
+	# sessions opened by ssh on the hosts find the cmt under test on their PATH
+	LAB_EXTRA_PATH=$(dirname "$CMT") "$LAB" up "$name" "$n" || bail "lab up $name $n failed"
+	echo "$BASHPID $(_lib_proc_start "$BASHPID")" >"/run/cmt-lab/$name/owner"
+	set -a
+	# shellcheck disable=SC1090
+	. "/run/cmt-lab/$name/env"
+	set +a
+	diag "lab $LAB_NAME up with $n hosts in $(($(_lib_now_ms) - t0)) ms"
+}
+
+on() {
+	local host=$1
+	shift
+	[ -n "${LAB_NAME:-}" ] || bail "on $host: no lab (call lab_start first)"
+	"$LAB" exec "$LAB_NAME" "$host" -- "$@"
+}
+
+# on_bg HOST CMD...: start CMD on HOST in the background; ON_BG_PID is the
+# process to kill or wait for (killing it sends SIGTERM to CMD in the host; a
+# plain `on HOST CMD &` would give the PID of a subshell instead).
+on_bg() {
+	local host=$1
+	shift
+	[ -n "${LAB_NAME:-}" ] || bail "on_bg $host: no lab (call lab_start first)"
+	"$LAB" exec "$LAB_NAME" "$host" -- "$@" &
+	# shellcheck disable=SC2034 # for the caller
+	ON_BG_PID=$!
+}
+
+# wait_until SECS [!] CMD...: SECS may have a fraction (0.5); "!" waits for CMD
+# to fail instead.
+wait_until() {
+	local secs=$1 ms deadline neg=""
+	shift
+	[ "${1:-}" = "!" ] && { neg=1; shift; }
+	if [[ $secs == *.* ]]; then
+		local frac=${secs#*.}000
+		ms=$((${secs%.*} * 1000 + 10#${frac:0:3}))
+	else
+		ms=$((secs * 1000))
+	fi
+	deadline=$(($(_lib_now_ms) + ms))
+	while :; do
+		if [ -n "$neg" ]; then "$@" || return 0; else "$@" && return 0; fi
+		[ "$(_lib_now_ms)" -lt "$deadline" ] || return 1
+		sleep 0.05
+	done
+}
+
+# make_bundle DIR HOST CMD...
+make_bundle() {
+	local dir=$1 host=$2
+	shift 2
+	[ $# -gt 0 ] || { echo "make_bundle: no command given" >&2; return 1; }
+	[ -n "${LAB_DIR:-}" ] || { echo "make_bundle: no lab (call lab_start first)" >&2; return 1; }
+	local config=$LAB_DIR/$host/cmt/config parent busybox
+	parent=$(sed -n 's/^cgroup_parent *= *//p' "$config" 2>/dev/null)
+	[ -n "$parent" ] || { echo "make_bundle: no cgroup_parent in $config" >&2; return 1; }
+	busybox=$(command -v busybox) || { echo "make_bundle: busybox is not installed" >&2; return 1; }
+
+	mkdir -p "$dir/rootfs"
+	dir=$(cd "$dir" && pwd)
+	mkdir -p "$dir/rootfs/bin" "$dir/rootfs/proc" "$dir/rootfs/sys" "$dir/rootfs/dev" \
+		"$dir/rootfs/tmp" "$dir/rootfs/etc" "$dir/rootfs/root"
+	cp "$busybox" "$dir/rootfs/bin/busybox"
+	rm -f "$dir/config.json"
+	runc spec --bundle "$dir" || return 1
+	"$busybox" --list | python3 -c "$_LIB_BUNDLE_PY" "$dir" "/$parent/${dir##*/}" "$@"
+}
+
+# make_bundle's second half: busybox applet links (names on stdin) and the edits
+# of runc's default config.json. Arguments: BUNDLE CGROUPS_PATH ARGS...
+_LIB_BUNDLE_PY='
+import json, os, sys
+
+bundle, cgroups_path, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+bindir = os.path.join(bundle, "rootfs", "bin")
+for applet in sys.stdin.read().split():
+    link = os.path.join(bindir, applet)
+    if applet != "busybox" and not os.path.lexists(link):
+        os.symlink("busybox", link)
+
+path = os.path.join(bundle, "config.json")
+with open(path) as f:
+    spec = json.load(f)
+spec["process"]["terminal"] = False
+spec["process"]["args"] = args
+spec["root"]["readonly"] = False
+spec["hostname"] = "ct"
+spec.setdefault("linux", {})["cgroupsPath"] = cgroups_path
+with open(path + ".tmp", "w") as f:
+    json.dump(spec, f, indent=2)
+os.rename(path + ".tmp", path)
+'
