@@ -163,7 +163,7 @@ _lib_on_exit() {
 		echo "not ok $((count + 1)) - the test script stopped with status $rc"
 		count=$((count + 1)) failed=1
 	fi
-	echo "1..$count"
+	[ -n "${LIB_NO_TAP:-}" ] || echo "1..$count" # LIB_NO_TAP: for the demo, which is no test
 	[ "$failed" = 0 ] || exit 1
 	exit "$rc"
 }
