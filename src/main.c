@@ -12,6 +12,8 @@
 
 static const struct verb verbs[] = {
 	{ "migrate", cmd_migrate, "move a container or process tree to another host", help_migrate },
+	{ "check", cmd_check, "can this workload move to that host? (pre-migration checks)", help_check },
+	{ "hosts", cmd_hosts, "probe candidate hosts and rank the compatible ones", help_hosts },
 	{ "ps", cmd_ps, "list the containers of this host", help_ps },
 	{ "agent", cmd_agent, "the destination side (started by cmt through ssh)", help_agent },
 	{ "version", cmd_version, "print the versions of cmt, CRIU and runc", help_version },

@@ -11,7 +11,9 @@
 
 #include "drivers/driver.h"
 #include "drivers/ocispec.h"
+#include "engine/facts.h"
 #include "engine/migrate.h"
+#include "util/spawn.h"
 #include "transport/proto.h"
 #include "transport/rsh.h"
 #include "transport/tree.h"
@@ -129,6 +131,35 @@ static int on_prepare(struct session *s, struct msg *m, struct error *e)
 	return proto_send_msg(&s->conn, MSG_READY, NULL, e);
 }
 
+/* A bandwidth probe: count and discard, then acknowledge. */
+static int probe_recv(struct session *s, const struct frame *begin, struct error *e)
+{
+	uint64_t bytes = 0;
+	struct frame f;
+	struct mbuf mb;
+	int r;
+
+	for (;;) {
+		r = proto_recv(&s->conn, &f, e);
+		if (r < 0)
+			return r;
+		if (f.chan != begin->chan)
+			return error_set(e, EPROTO, "protocol error: frame for channel %u inside probe %u", f.chan, begin->chan);
+		if (f.type == MSG_DATA) {
+			bytes += f.len;
+			continue;
+		}
+		if (f.type == MSG_STREAM_END)
+			break;
+		return error_set(e, EPROTO, "protocol error: %s inside a probe stream", msg_type_name(f.type));
+	}
+	mb_init(&mb);
+	mb_u64(&mb, A_BYTES, bytes);
+	r = proto_send_msg(&s->conn, MSG_STREAM_OK, &mb, e);
+	mb_free(&mb);
+	return r;
+}
+
 static int on_stream(struct session *s, const struct frame *f, struct error *e, bool *reported)
 {
 	struct msg m;
@@ -142,6 +173,8 @@ static int on_stream(struct session *s, const struct frame *f, struct error *e, 
 		return r;
 	uint32_t area = (uint32_t)m.num[A_AREA];
 	msg_free(&m);
+	if (area == AREA_PROBE)
+		return probe_recv(s, f, e);
 	if (!s->prepared)
 		return error_set(e, EPROTO, "protocol error: a stream before PREPARE");
 	if (area == AREA_IMAGES)
@@ -165,7 +198,8 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 
 	if (!s->prepared || s->restored)
 		return error_set(e, EPROTO, "protocol error: RESTORE out of order");
-	s->rq.shell_job = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & 1);
+	s->rq.shell_job = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_SHELL_JOB);
+	s->rq.tcp_established = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_TCP_ESTABLISHED);
 	if (s->drv->kind == KIND_RUNC) {
 		char *cfg = NULL, path[PATH_MAX + 16];
 		if (!msg_has(m, A_CONFIG))
@@ -192,6 +226,79 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 	mb_u32(&mb, A_PID, (uint32_t)pid);
 	mb_u64(&mb, A_DURATION_US, (uint64_t)((now_ms() - t0) * 1000));
 	r = proto_send_msg(&s->conn, MSG_RESTORED, &mb, e);
+	mb_free(&mb);
+	return r;
+}
+
+static int on_facts(struct session *s, struct error *e)
+{
+	struct facts f;
+	struct mbuf mb;
+	char *txt;
+	int r;
+
+	facts_gather(s->c, &f);
+	txt = facts_format(&f);
+	if (!txt)
+		return error_set(e, ENOMEM, "out of memory");
+	mb_init(&mb);
+	mb_str(&mb, A_FACTS, txt);
+	free(txt);
+	r = proto_send_msg(&s->conn, MSG_FACTS, &mb, e);
+	mb_free(&mb);
+	return r;
+}
+
+/* CRIU compares the source's cpuinfo image with this CPU. */
+static int on_cpu_check(struct session *s, struct msg *m, struct error *e)
+{
+	char dir[] = "/tmp/cmt-cpucheck.XXXXXX", img[64];
+	struct run_result rr = { 0 };
+	struct run_opts o = { .timeout_ms = 30000 };
+	struct mbuf mb;
+	bool ok = false;
+	char why[512] = "";
+	int r;
+
+	mb_init(&mb);
+	if (ctx_need_criu(s->c, e) < 0 || criu_selfcheck(&s->c->criu, e) < 0) {
+		/* no usable CRIU here: the CPU cannot be judged (the criu checks say why) */
+		mb_u32(&mb, A_FLAGS, CPU_UNKNOWN);
+		mb_str(&mb, A_MESSAGE, e->msg);
+		error_clear(e);
+		r = proto_send_msg(&s->conn, MSG_CPU_RESULT, &mb, e);
+		mb_free(&mb);
+		return r;
+	}
+	mb_free(&mb);
+	if (!mkdtemp(dir))
+		return error_errno(e, errno, "cannot create a temporary directory");
+	snprintf(img, sizeof(img), "%s/cpuinfo.img", dir);
+	r = write_file_atomic(img, m->bytes[A_BLOB], m->blen[A_BLOB], 0600, e);
+	if (r == 0) {
+		char *argv[] = { s->c->criu.path, "cpuinfo", "check", "-D", dir, NULL };
+		r = run_cmd(argv, &o, &rr, e);
+		if (r == 0) {
+			ok = rr.status == 0;
+			/* CRIU names what differs on its error lines */
+			for (char *l = rr.err; !ok && l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+				if (strstr(l, "Error") && !strstr(l, "RLIMIT")) {
+					snprintf(why, sizeof(why), "%.*s", (int)strcspn(l, "\n"), l);
+					break;
+				}
+			}
+			run_result_free(&rr);
+		}
+	}
+	unlink(img);
+	rmdir(dir);
+	if (r < 0)
+		return r;
+	mb_init(&mb);
+	mb_u32(&mb, A_FLAGS, ok ? CPU_OK : 0);
+	if (!ok)
+		mb_str(&mb, A_MESSAGE, why[0] ? why : "criu cpuinfo check failed");
+	r = proto_send_msg(&s->conn, MSG_CPU_RESULT, &mb, e);
 	mb_free(&mb);
 	return r;
 }
@@ -273,6 +380,15 @@ static int serve(struct session *s)
 			break;
 		}
 		switch (f.type) {
+		case MSG_PING:
+			r = proto_send_msg(&s->conn, MSG_PONG, NULL, &e);
+			break;
+		case MSG_FACTS_REQ:
+			r = on_facts(s, &e);
+			break;
+		case MSG_CPU_CHECK:
+			r = on_cpu_check(s, &m, &e);
+			break;
 		case MSG_PREPARE:
 			r = on_prepare(s, &m, &e);
 			break;
@@ -324,6 +440,19 @@ int agent_serve_stdio(struct ctx *c)
 		return 1;
 	}
 	close(null);
+	/* What CRIU, runc and libcriu print on stderr goes to the agent's log
+	 * (errors travel in the protocol); with -v it goes to the user. */
+	if (log_verbosity < 1) {
+		char lp[PATH_MAX + 16];
+		snprintf(lp, sizeof(lp), "%s/agent.log", c->cfg.root);
+		mkdir_p(c->cfg.root, 0755, &e);
+		error_clear(&e);
+		int lfd = open(lp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (lfd >= 0) {
+			dup2(lfd, 2);
+			close(lfd);
+		}
+	}
 	if (proto_conn_init(&s.conn, rfd, wfd, "source", &e) < 0) {
 		error_print(&e);
 		return 1;

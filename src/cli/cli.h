@@ -13,8 +13,10 @@ int cmd_migrate(struct ctx *c, int argc, char **argv);
 int cmd_agent(struct ctx *c, int argc, char **argv);
 int cmd_ps(struct ctx *c, int argc, char **argv);
 int cmd_version(struct ctx *c, int argc, char **argv);
+int cmd_check(struct ctx *c, int argc, char **argv);
+int cmd_hosts(struct ctx *c, int argc, char **argv);
 
-extern const char help_migrate[], help_agent[], help_ps[], help_version[];
+extern const char help_migrate[], help_agent[], help_ps[], help_version[], help_check[], help_hosts[];
 
 /* Exit codes */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };

@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/migrate_args.h"
+#include "engine/hosts.h"
 #include "engine/migrate.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -34,6 +35,23 @@ const char help_migrate[] =
 	"  --remote-cmt CMD    the cmt command on HOST (default: cmt)\n"
 	"  --json              print the result as one JSON object on the last line of stdout\n"
 	"  --stats-file FILE   also write that JSON object to FILE\n"
+	"  --force             skip the pre-migration checks (see `cmt check`)\n"
+	"  --to auto --candidates H1,H2,...\n"
+	"                      probe the candidates and migrate to the best compatible one\n"
+	"                      (`cmt hosts` shows the ranking and why hosts are excluded)\n"
+	"\n"
+	"Hooks (shell commands run on this host, with CMT_PHASE, CMT_WORKLOAD,\n"
+	"CMT_WORKLOAD_KIND, CMT_SOURCE, CMT_DESTINATION, CMT_MODE, CMT_MIGRATION_ID\n"
+	"and, for failed-restore, CMT_ERROR in the environment; each runs at most once):\n"
+	"  --hook-pre-dump CMD        before the workload is frozen; failure aborts\n"
+	"  --hook-post-dump CMD       after the dump (workload frozen); failure aborts\n"
+	"  --hook-pre-restore CMD     right before the destination restores; failure aborts\n"
+	"  --hook-post-restore CMD    after the workload runs on HOST; failure is reported only\n"
+	"  --hook-failed-restore CMD  after a failed migration was rolled back\n"
+	"  --hook-timeout SECONDS     per hook (default 60); a hook past it counts as failed\n"
+	"\n"
+	"Before anything is frozen, cmt runs the checks of `cmt check` and refuses\n"
+	"to start when one fails (-v prints them all).\n"
 	"\n"
 	"JSON fields: result (\"ok\"/\"failed\"), mode, workload, source, destination,\n"
 	"migration_id, downtime_ms (frozen on the source until running on HOST),\n"
@@ -52,7 +70,12 @@ int migrate_parse_args(int argc, char **argv, struct migrate_args *a, char *err,
 		{ "to", required_argument, NULL, 't' },         { "pid", required_argument, NULL, 'p' },
 		{ "mode", required_argument, NULL, 'm' },       { "rsh", required_argument, NULL, 'e' },
 		{ "remote-cmt", required_argument, NULL, 'r' }, { "json", no_argument, NULL, 'j' },
-		{ "stats-file", required_argument, NULL, 's' }, { NULL, 0, NULL, 0 },
+		{ "stats-file", required_argument, NULL, 's' }, { "force", no_argument, NULL, 'f' },
+		{ "candidates", required_argument, NULL, 'c' }, { "hook-pre-dump", required_argument, NULL, 1000 },
+		{ "hook-post-dump", required_argument, NULL, 1001 }, { "hook-pre-restore", required_argument, NULL, 1002 },
+		{ "hook-post-restore", required_argument, NULL, 1003 },
+		{ "hook-failed-restore", required_argument, NULL, 1004 },
+		{ "hook-timeout", required_argument, NULL, 'T' }, { NULL, 0, NULL, 0 },
 	};
 	int o;
 
@@ -85,6 +108,25 @@ int migrate_parse_args(int argc, char **argv, struct migrate_args *a, char *err,
 		case 's':
 			a->stats_file = optarg;
 			break;
+		case 'f':
+			a->force = true;
+			break;
+		case 'c':
+			a->candidates = optarg;
+			break;
+		case 1000: case 1001: case 1002: case 1003: case 1004:
+			a->hook[o - 1000] = optarg;
+			break;
+		case 'T': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (!*optarg || *end || v <= 0 || v > 86400) {
+				snprintf(err, n, "--hook-timeout '%s' is not a number of seconds (1-86400)", optarg);
+				return -EINVAL;
+			}
+			a->hook_timeout_s = (int)v;
+			break;
+		}
 		case ':':
 			snprintf(err, n, "option '%s' needs a value", argv[optind - 1]);
 			return -EINVAL;
@@ -117,6 +159,14 @@ int migrate_parse_args(int argc, char **argv, struct migrate_args *a, char *err,
 	}
 	if (!a->to || !*a->to) {
 		snprintf(err, n, "--to HOST is required");
+		return -EINVAL;
+	}
+	if (!strcmp(a->to, "auto") && (!a->candidates || !*a->candidates)) {
+		snprintf(err, n, "--to auto needs --candidates H1,H2,... (or a hosts file: see cmt hosts --help)");
+		return -EINVAL;
+	}
+	if (a->candidates && strcmp(a->to, "auto") != 0) {
+		snprintf(err, n, "--candidates goes with --to auto");
 		return -EINVAL;
 	}
 	if (a->to[0] == '-') {
@@ -154,6 +204,24 @@ int cmd_migrate(struct ctx *c, int argc, char **argv)
 	o.rsh = a.rsh;
 	o.remote_cmt = a.remote_cmt;
 	o.mode = a.mode;
+	o.force = a.force;
+	o.show_checks = log_verbosity > 0;
+	struct hooks hooks = { .timeout_s = a.hook_timeout_s };
+	for (int i = 0; i < HOOK_MAX; i++)
+		hooks.cmd[i] = a.hook[i];
+	o.hooks = &hooks;
+
+	char best[256];
+	if (!strcmp(a.to, "auto")) {
+		r = hosts_pick_best(c, o.kind, o.workload, a.candidates, a.rsh, a.remote_cmt, o.mode, best, sizeof(best),
+				    &e);
+		if (r < 0) {
+			error_print(&e);
+			return EXIT_FAIL;
+		}
+		log_info("--to auto: %s is the best candidate", best);
+		o.to = best;
+	}
 
 	r = migrate_run(c, &o, &st, &e);
 	if (r < 0)

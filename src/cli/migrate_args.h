@@ -11,7 +11,11 @@ struct migrate_args {
 	const char *rsh;
 	const char *remote_cmt;
 	const char *stats_file;
+	const char *candidates;  /* with --to auto */
+	const char *hook[5];     /* indexed by enum hook_phase */
+	int hook_timeout_s;
 	bool json;
+	bool force;
 };
 
 /* argv[0] is the verb.  Returns 0, or -EINVAL with a message in err. */

@@ -25,6 +25,7 @@ struct workload {
 	char freeze_cg[PATH_MAX];  /* freezer cgroup cmt created, "" if none */
 	char *orig_cgroups;        /* "tid path\n" of each task's freezer cgroup before the freeze */
 	bool shell_job;
+	bool tcp_established;      /* has established TCP connections: dump/restore with TCP repair */
 	bool frozen;
 };
 
@@ -35,8 +36,13 @@ struct restore_req {
 	char work_dir[PATH_MAX];
 	char bundle[PATH_MAX];     /* runc: bundle received under the state root */
 	bool shell_job;
+	bool tcp_established;
 	const char *host;          /* this host's name, for messages */
 };
+
+/* A_FLAGS bits of MSG_RESTORE */
+#define RESTORE_SHELL_JOB 1u
+#define RESTORE_TCP_ESTABLISHED 2u
 
 struct driver {
 	const char *name;

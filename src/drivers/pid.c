@@ -19,73 +19,10 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/proc.h"
 
 #define FREEZER_ROOT "/sys/fs/cgroup/freezer"
 #define MAX_TREE 4096
-
-/* The parent of a process, from /proc/PID/stat (field 4, after the
- * parenthesised command name, which may itself contain ')' or spaces). */
-static pid_t parent_of(const char *pid_dir)
-{
-	char path[300], buf[512];
-	_cleanup_close_ int fd = -1;
-	ssize_t k;
-	char *rp;
-	int ppid;
-
-	snprintf(path, sizeof(path), "/proc/%s/stat", pid_dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	k = read(fd, buf, sizeof(buf) - 1);
-	if (k <= 0)
-		return -1;
-	buf[k] = 0;
-	rp = strrchr(buf, ')');
-	if (!rp || sscanf(rp + 1, " %*c %d", &ppid) != 1)
-		return -1;
-	return ppid;
-}
-
-/* Collects pid and all its descendants (processes, not threads).  Kernels
- * without CONFIG_PROC_CHILDREN lack /proc/PID/task/TID/children, so the
- * tree is rebuilt from every process's parent. */
-static int tree_pids(pid_t root, pid_t *out, int max)
-{
-	pid_t(*pairs)[2] = NULL;
-	size_t np = 0, cap = 0;
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	int n = 0;
-
-	out[n++] = root;
-	if (!d)
-		return n;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] < '1' || de->d_name[0] > '9')
-			continue;
-		pid_t pp = parent_of(de->d_name);
-		if (pp <= 0)
-			continue;
-		if (np == cap) {
-			cap = cap ? cap * 2 : 256;
-			void *nb = realloc(pairs, cap * sizeof(*pairs));
-			if (!nb)
-				break;
-			pairs = nb;
-		}
-		pairs[np][0] = (pid_t)atoi(de->d_name);
-		pairs[np][1] = pp;
-		np++;
-	}
-	closedir(d);
-	for (int i = 0; i < n; i++)
-		for (size_t k = 0; k < np && n < max; k++)
-			if (pairs[k][1] == out[i] && pairs[k][0] != root)
-				out[n++] = pairs[k][0];
-	free(pairs);
-	return n;
-}
 
 static int freezer_of(pid_t pid, char *out, size_t n)
 {
@@ -209,7 +146,7 @@ static int pid_freeze(struct ctx *c, struct workload *w, struct error *e)
 	/* Move until stable: a process forked during the move is caught next round. */
 	for (int round = 0; round < 20; round++) {
 		int moved = 0;
-		n = tree_pids(w->pid, pids, MAX_TREE);
+		n = proc_tree(w->pid, pids, MAX_TREE);
 		for (int i = 0; i < n; i++) {
 			if (freezer_of(pids[i], orig, sizeof(orig)) < 0)
 				continue;
@@ -259,6 +196,7 @@ static int pid_dump(struct ctx *c, struct workload *w, const char *images_dir, c
 		.freeze_cgroup = w->freeze_cg,
 		.shell_job = w->shell_job,
 		.leave_running = true,
+		.tcp_established = w->tcp_established,
 	};
 	int r = ctx_need_criu(c, e);
 
@@ -307,7 +245,7 @@ static int kill_tree(pid_t root)
 
 	if (!pids)
 		return -ENOMEM;
-	n = tree_pids(root, pids, MAX_TREE);
+	n = proc_tree(root, pids, MAX_TREE);
 	for (int i = n - 1; i >= 0; i--)
 		kill(pids[i], SIGKILL);
 	free(pids);
@@ -350,6 +288,7 @@ static int pid_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, st
 		.images_dir = rq->images_dir,
 		.work_dir = rq->work_dir,
 		.shell_job = rq->shell_job,
+		.tcp_established = rq->tcp_established,
 	};
 	int r = ctx_need_criu(c, e);
 

@@ -167,8 +167,12 @@ static int runc_dump(struct ctx *c, struct workload *w, const char *images_dir, 
 	r = ctx_need_criu(c, e);
 	if (r < 0)
 		return r;
-	r = runc_cmd(c, &rr, NULL, e, "checkpoint", "--leave-running", "--image-path", images_dir, "--work-path",
-		     work_dir, w->id, NULL);
+	if (w->tcp_established)
+		r = runc_cmd(c, &rr, NULL, e, "checkpoint", "--leave-running", "--tcp-established", "--image-path",
+			     images_dir, "--work-path", work_dir, w->id, NULL);
+	else
+		r = runc_cmd(c, &rr, NULL, e, "checkpoint", "--leave-running", "--image-path", images_dir, "--work-path",
+			     work_dir, w->id, NULL);
 	if (r < 0)
 		return r;
 	if (rr.status != 0) {
@@ -231,7 +235,8 @@ static int runc_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, s
 		return r;
 	snprintf(out, sizeof(out), "%s/runc-restore.out", rq->work_dir);
 	r = runc_cmd(c, &rr, out, e, "restore", "--detach", "--image-path", rq->images_dir, "--work-path", rq->work_dir,
-		     "--bundle", rq->bundle, rq->id, NULL);
+		     "--bundle", rq->bundle, rq->tcp_established ? "--tcp-established" : rq->id,
+		     rq->tcp_established ? rq->id : NULL, NULL);
 	if (r < 0)
 		return r;
 	if (rr.status != 0) {

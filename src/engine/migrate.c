@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "criu/precheck.h"
 #include "transport/rsh.h"
 #include "transport/tree.h"
 #include "util/fs.h"
@@ -93,7 +94,7 @@ static int send_restore(struct peer *p, const struct workload *w, struct migrate
 	int r;
 
 	mb_init(&mb);
-	mb_u32(&mb, A_FLAGS, w->shell_job ? 1 : 0);
+	mb_u32(&mb, A_FLAGS, (w->shell_job ? RESTORE_SHELL_JOB : 0) | (w->tcp_established ? RESTORE_TCP_ESTABLISHED : 0));
 	if (w->kind == KIND_RUNC)
 		mb_bytes(&mb, A_CONFIG, w->config_json, strlen(w->config_json));
 	r = simple_exchange(p, MSG_RESTORE, &mb, MSG_RESTORED, &m, e);
@@ -107,6 +108,50 @@ static int send_restore(struct peer *p, const struct workload *w, struct migrate
 	return 0;
 }
 
+static int run_hook(const struct migrate_opts *o, enum hook_phase ph, const struct workload *w,
+		    const struct migrate_stats *st, const char *err, struct error *e)
+{
+	struct hook_env env = {
+		.workload = w->id,
+		.kind = w->kind == KIND_RUNC ? "container" : "process-tree",
+		.source = st->source,
+		.destination = st->destination,
+		.mode = st->mode,
+		.migration_id = st->migration_id,
+		.error = err,
+	};
+
+	if (!o->hooks)
+		return 0;
+	return hook_run(o->hooks, ph, &env, e);
+}
+
+static int run_checks(struct ctx *c, const struct migrate_opts *o, struct peer *p, const struct workload *w,
+		      struct migrate_stats *st, struct error *e)
+{
+	char names[256] = "";
+	size_t l = 0;
+	int r = checks_run(c, p, w, o->mode, &st->checks, e);
+
+	if (r < 0)
+		return error_wrap(e, "cannot run the pre-migration checks");
+	st->checked = true;
+	if (!checks_failed(&st->checks)) {
+		if (o->show_checks)
+			checks_print(&st->checks, p->name, true);
+		return 0;
+	}
+	checks_print(&st->checks, p->name, o->show_checks);
+	for (int i = 0; i < st->checks.n; i++)
+		if (st->checks.c[i].status == CHECK_FAIL)
+			l += (size_t)snprintf(names + l, sizeof(names) - l, "%s%s", l ? ", " : "", st->checks.c[i].name);
+	error_set(e, EHOSTUNREACH, "%s cannot move to %s: pre-migration check%s failed: %s", w->label, p->name,
+		  strchr(names, ',') ? "s" : "", names);
+	error_hint(e, "fix what the failing checks say above, pick another host (`cmt hosts`), or skip the checks with "
+		      "--force (at your own risk)");
+	return -EHOSTUNREACH;
+}
+
 int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stats *st, struct error *e)
 {
 	const struct driver *drv = driver_for(o->kind);
@@ -116,7 +161,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	struct mbuf mb;
 	struct msg m;
 	char mig_dir[PATH_MAX], images[PATH_MAX + 16], work[PATH_MAX + 16];
-	bool connected = false, committed = false;
+	bool connected = false, committed = false, started = false;
 	int r;
 
 	memset(&w, 0, sizeof(w));
@@ -155,6 +200,18 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		goto fail;
 	connected = true;
 
+	{
+		struct precheck pc;
+		criu_precheck(w.pid, &pc);
+		w.tcp_established = pc.tcp_established > 0;
+	}
+	if (!o->force) {
+		r = run_checks(c, o, &p, &w, st, e);
+		if (r < 0)
+			goto fail_nohook;
+	}
+	started = true;
+
 	mb_init(&mb);
 	mb_str(&mb, A_MIGRATION_ID, st->migration_id);
 	mb_u32(&mb, A_KIND, (uint32_t)w.kind);
@@ -165,6 +222,10 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	if (r < 0)
 		goto fail;
 	msg_free(&m);
+
+	r = run_hook(o, HOOK_PRE_DUMP, &w, st, NULL, e);
+	if (r < 0)
+		goto fail;
 
 	/* --- frozen from here until commit or rollback --- */
 	r = drv->freeze(c, &w, e);
@@ -177,6 +238,9 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		goto fail;
 	st->t_dumped = now_ms();
 	log_debug("dumped in %.0f ms", st->t_dumped - st->t_frozen);
+	r = run_hook(o, HOOK_POST_DUMP, &w, st, NULL, e);
+	if (r < 0)
+		goto fail;
 
 	r = tree_send(&p.conn, CHAN_IMAGES, AREA_IMAGES, images, "", &ts, e);
 	if (r < 0)
@@ -192,6 +256,9 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	}
 	st->t_transferred = now_ms();
 
+	r = run_hook(o, HOOK_PRE_RESTORE, &w, st, NULL, e);
+	if (r < 0)
+		goto fail;
 	r = send_restore(&p, &w, st, e);
 	if (r < 0)
 		goto fail;
@@ -229,6 +296,12 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	st->result = "ok";
 	st->t_end = now_ms();
 	peer_close(&p);
+	{
+		/* the migration stands whatever this hook says */
+		struct error he = { 0 };
+		if (run_hook(o, HOOK_POST_RESTORE, &w, st, NULL, &he) < 0)
+			log_warn("%s (the migration itself succeeded)", he.msg);
+	}
 	workload_free(&w);
 	return 0;
 
@@ -242,6 +315,19 @@ fail:
 	}
 	if (st->source_thawed)
 		log_info("%s keeps running on %s", w.label, c->cfg.name);
+	if (started) {
+		struct error he = { 0 };
+		if (run_hook(o, HOOK_FAILED_RESTORE, &w, st, e->msg, &he) < 0)
+			log_warn("%s", he.msg);
+	}
+	goto out;
+fail_nohook:
+	st->bytes_sent = p.conn.bytes_out;
+	abort_migration(c, drv, &w, &p, true, st, e);
+	{
+		struct error tmp = { 0 };
+		rm_rf(mig_dir, &tmp); /* nothing happened yet: nothing to keep */
+	}
 out:
 	st->bytes_sent = p.conn.bytes_out;
 	if (connected)
@@ -280,6 +366,8 @@ char *migrate_stats_json(const struct migrate_stats *st, const struct error *e)
 	json_object_set_new(j, "files", json_integer((json_int_t)st->files));
 	if (st->dest_pid)
 		json_object_set_new(j, "destination_pid", json_integer(st->dest_pid));
+	if (st->checked)
+		checks_to_json(&st->checks, j);
 	if (e && e->code) {
 		json_object_set_new(j, "error", json_string(e->msg));
 		if (e->host[0])

@@ -10,7 +10,9 @@
 #include <stdint.h>
 
 #include "drivers/driver.h"
+#include "engine/checks.h"
 #include "engine/context.h"
+#include "engine/hooks.h"
 
 struct migrate_opts {
 	enum workload_kind kind;
@@ -19,6 +21,9 @@ struct migrate_opts {
 	const char *rsh;        /* remote shell command, default "ssh" */
 	const char *remote_cmt; /* cmt on the destination, default "cmt" */
 	const char *mode;       /* "cold" */
+	bool force;             /* skip the pre-migration checks */
+	struct hooks *hooks;    /* may be NULL */
+	bool show_checks;       /* print every check, not only the failing ones */
 };
 
 struct migrate_stats {
@@ -36,6 +41,8 @@ struct migrate_stats {
 	double restore_ms;       /* as measured by the agent */
 	bool source_thawed;      /* failure: the workload runs on the source again */
 	bool in_doubt;           /* commit sent, no answer: see the message */
+	bool checked;            /* checks ran; results in 'checks' */
+	struct check_list checks;
 };
 
 int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stats *st, struct error *e);

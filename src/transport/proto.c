@@ -41,6 +41,7 @@ static const struct {
 	[A_KEY] = { K_STR, 256, "key" },
 	[A_FACTS] = { K_STR, 65536, "facts" },
 	[A_CONFIG] = { K_BYTES, 512 * 1024, "config" },
+	[A_BLOB] = { K_BYTES, 64 * 1024, "blob" },
 };
 
 #define BIT(t) (1ull << (t))
@@ -56,6 +57,10 @@ static const struct {
 	{ MSG_ERROR, "ERROR", BIT(A_ERRNO) | BIT(A_MESSAGE), true },
 	{ MSG_FACTS_REQ, "FACTS_REQ", 0, true },
 	{ MSG_FACTS, "FACTS", BIT(A_FACTS), true },
+	{ MSG_CPU_CHECK, "CPU_CHECK", BIT(A_BLOB), true },
+	{ MSG_CPU_RESULT, "CPU_RESULT", BIT(A_FLAGS), true },
+	{ MSG_PING, "PING", 0, true },
+	{ MSG_PONG, "PONG", 0, true },
 	{ MSG_PREPARE, "PREPARE", BIT(A_MIGRATION_ID) | BIT(A_KIND) | BIT(A_WORKLOAD) | BIT(A_MODE), true },
 	{ MSG_READY, "READY", 0, true },
 	{ MSG_STREAM_BEGIN, "STREAM_BEGIN", BIT(A_AREA), true },

@@ -25,6 +25,10 @@ enum msg_type {
 	MSG_ERROR = 0x0003,        /* either way: the operation failed, with why and hint */
 	MSG_FACTS_REQ = 0x0004,    /* source -> agent: describe your host */
 	MSG_FACTS = 0x0005,        /* agent -> source: key/value facts */
+	MSG_CPU_CHECK = 0x0006,    /* source -> agent: CRIU cpuinfo image of the source */
+	MSG_CPU_RESULT = 0x0007,   /* agent -> source: can this CPU run it (A_FLAGS bit 0), why */
+	MSG_PING = 0x0008,         /* source -> agent: round-trip probe */
+	MSG_PONG = 0x0009,         /* agent -> source: answer to PING */
 	MSG_PREPARE = 0x0010,      /* source -> agent: a migration starts */
 	MSG_READY = 0x0011,        /* agent -> source: prepared */
 	MSG_STREAM_BEGIN = 0x0020, /* source -> agent: a transfer stream opens on a channel */
@@ -61,11 +65,15 @@ enum attr_tag {
 	A_KEY,            /* str, repeated in FACTS is not allowed: see A_FACTS */
 	A_FACTS,          /* str: "key=value\n" lines */
 	A_CONFIG,         /* bytes: the container's config.json */
+	A_BLOB,           /* bytes: a small file (cpuinfo.img) */
 	A_ATTR_MAX
 };
 
 enum workload_kind { KIND_RUNC = 1, KIND_PID = 2 };
-enum stream_area { AREA_IMAGES = 1, AREA_BUNDLE = 2 };
+/* A_FLAGS of MSG_CPU_RESULT */
+#define CPU_OK 1u      /* this CPU can run what the source's CPU ran */
+#define CPU_UNKNOWN 2u /* cannot tell (no usable CRIU here) */
+enum stream_area { AREA_IMAGES = 1, AREA_BUNDLE = 2, AREA_PROBE = 3 /* bandwidth probe: discarded */ };
 
 struct frame {
 	uint16_t type;

@@ -1,0 +1,289 @@
+#include "engine/checks.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "criu/precheck.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/spawn.h"
+
+void check_add(struct check_list *l, const char *name, enum check_status st, const char *hint, const char *fmt, ...)
+{
+	struct check *k;
+	va_list ap;
+
+	if (l->n == CHECKS_MAX)
+		return;
+	k = &l->c[l->n++];
+	memset(k, 0, sizeof(*k));
+	snprintf(k->name, sizeof(k->name), "%s", name);
+	k->status = st;
+	snprintf(k->hint, sizeof(k->hint), "%s", hint ? hint : "");
+	va_start(ap, fmt);
+	vsnprintf(k->detail, sizeof(k->detail), fmt, ap);
+	va_end(ap);
+}
+
+int checks_failed(const struct check_list *l)
+{
+	int n = 0;
+
+	for (int i = 0; i < l->n; i++)
+		n += l->c[i].status == CHECK_FAIL;
+	return n;
+}
+
+const char *check_status_name(enum check_status st)
+{
+	return st == CHECK_PASS ? "pass" : st == CHECK_WARN ? "warn" : "fail";
+}
+
+static void check_criu(struct check_list *l, const struct facts *f, const char *side)
+{
+	char name[40];
+	const char *err = facts_get(f, "criu_error"), *chk = facts_get(f, "criu_check");
+
+	snprintf(name, sizeof(name), "criu-%s", side);
+	if (err)
+		check_add(l, name, CHECK_FAIL, "install CRIU >= 4.2 there (`make deps` in the cmt source tree provisions it)",
+			  "on %s: %s", facts_get(f, "host"), err);
+	else if (!chk || strncmp(chk, "ok", 2) != 0)
+		check_add(l, name, CHECK_FAIL,
+			  "CRIU cannot run on this kernel: run `criu check` there and use a CRIU that passes it (>= 4.2)",
+			  "on %s: CRIU %s at %s: `criu check` %s", facts_get(f, "host"), facts_get(f, "criu_version"),
+			  facts_get(f, "criu_path"), chk ? chk : "did not run");
+	else
+		check_add(l, name, CHECK_PASS, NULL, "on %s: CRIU %s, `criu check` passes", facts_get(f, "host"),
+			  facts_get(f, "criu_version"));
+}
+
+static const char *human_kib(long long kib, char *buf, size_t n)
+{
+	if (kib >= 1024 * 1024)
+		snprintf(buf, n, "%.1f GiB", kib / 1048576.0);
+	else
+		snprintf(buf, n, "%.0f MiB", kib / 1024.0);
+	return buf;
+}
+
+void checks_evaluate(const struct facts *src, const struct facts *dst, const struct workload *w,
+		     const struct precheck *pc, const char *mode, struct check_list *l)
+{
+	const char *dh = facts_get(dst, "host") ? facts_get(dst, "host") : "destination";
+	char b1[32], b2[32];
+
+	check_add(l, "cmt", CHECK_PASS, NULL, "cmt %s here, %s on %s (protocol %s)", CMT_VERSION,
+		  facts_get(dst, "cmt_version") ? facts_get(dst, "cmt_version") : "?", dh,
+		  facts_get(dst, "protocol") ? facts_get(dst, "protocol") : "?");
+	check_criu(l, src, "source");
+	check_criu(l, dst, "destination");
+	long long sv = facts_num(src, "criu_vnum", -1), dv = facts_num(dst, "criu_vnum", -1);
+	if (sv > 0 && dv > 0) {
+		if (sv / 10000 != dv / 10000)
+			check_add(l, "criu-versions", CHECK_FAIL, "install the same major version of CRIU on both hosts",
+				  "CRIU %s here, %s on %s: images of one major version are not read by another",
+				  facts_get(src, "criu_version"), facts_get(dst, "criu_version"), dh);
+		else if (sv != dv)
+			check_add(l, "criu-versions", CHECK_WARN, "the same CRIU version on both hosts is the safest",
+				  "CRIU %s here, %s on %s", facts_get(src, "criu_version"), facts_get(dst, "criu_version"),
+				  dh);
+		else
+			check_add(l, "criu-versions", CHECK_PASS, NULL, "CRIU %s on both", facts_get(src, "criu_version"));
+	}
+	if (w && w->kind == KIND_RUNC) {
+		if (facts_get(dst, "runc_error"))
+			check_add(l, "runc", CHECK_FAIL, "install runc on the destination (Debian package runc)", "on %s: %s",
+				  dh, facts_get(dst, "runc_error"));
+		else
+			check_add(l, "runc", CHECK_PASS, NULL, "runc %s here, %s on %s",
+				  facts_get(src, "runc_version") ? facts_get(src, "runc_version") : "?",
+				  facts_get(dst, "runc_version"), dh);
+	}
+	if (w && pc) {
+		long long need = pc->rss_kib + pc->rss_kib / 4; /* the workload plus a margin */
+		long long avail = facts_num(dst, "mem_available_kib", -1);
+		l->need_kib = need;
+		if (avail < 0)
+			check_add(l, "memory", CHECK_WARN, NULL, "cannot tell how much memory %s has free", dh);
+		else if (avail < pc->rss_kib)
+			check_add(l, "memory", CHECK_FAIL, "free memory on the destination or choose another host (`cmt hosts`)",
+				  "%s has %s available, the workload holds %s", dh, human_kib(avail, b1, sizeof(b1)),
+				  human_kib(pc->rss_kib, b2, sizeof(b2)));
+		else if (avail < need)
+			check_add(l, "memory", CHECK_WARN, "the destination will be short of memory after the move",
+				  "%s has %s available, the workload holds %s", dh, human_kib(avail, b1, sizeof(b1)),
+				  human_kib(pc->rss_kib, b2, sizeof(b2)));
+		else
+			check_add(l, "memory", CHECK_PASS, NULL, "%s has %s available, the workload holds %s", dh,
+				  human_kib(avail, b1, sizeof(b1)), human_kib(pc->rss_kib, b2, sizeof(b2)));
+		long long disk = facts_num(dst, "disk_free_bytes", -1) / 1024;
+		if (disk >= 0 && disk < pc->rss_kib)
+			check_add(l, "disk", CHECK_FAIL, "free space in the destination's state root (/var/lib/cmt)",
+				  "%s has %s free for images, they need about %s", dh, human_kib(disk, b1, sizeof(b1)),
+				  human_kib(pc->rss_kib, b2, sizeof(b2)));
+		else if (disk >= 0)
+			check_add(l, "disk", CHECK_PASS, NULL, "%s has %s free for images (about %s needed)", dh,
+				  human_kib(disk, b1, sizeof(b1)), human_kib(pc->rss_kib, b2, sizeof(b2)));
+
+		if (pc->n_external)
+			check_add(l, "workload-files", CHECK_FAIL,
+				  "CRIU cannot dump files opened outside the workload's mounts: run it with stdio on /dev/null "
+				  "or pipes opened inside it (`cmt run` gives containers a log monitor)",
+				  "%d file descriptor(s) on files outside the workload's mounts, e.g. %s", pc->n_external,
+				  pc->external[0]);
+		else
+			check_add(l, "workload-files", CHECK_PASS, NULL, "all %d process(es) have only files CRIU can dump",
+				  pc->nproc);
+		if (pc->n_traced)
+			check_add(l, "workload-tracer", CHECK_FAIL, "detach the debugger (or strace) from the workload",
+				  "%s", pc->traced[0]);
+		if (pc->n_unknown_sockets)
+			check_add(l, "workload-sockets", CHECK_WARN, "CRIU may refuse this socket: close it before migrating",
+				  "%d socket(s) of a kind cmt does not recognise, e.g. %s", pc->n_unknown_sockets,
+				  pc->unknown_sockets[0]);
+		if (pc->tcp_established) {
+			l->tcp_established = true;
+			bool ipt_s = facts_num(src, "iptables_restore", 0), ipt_d = facts_num(dst, "iptables_restore", 0);
+			if (!ipt_s || !ipt_d)
+				check_add(l, "tcp-repair", CHECK_FAIL,
+					  "install iptables (Debian package iptables): CRIU locks the network with it",
+					  "%d established TCP connection(s) need the network lock, and iptables-restore is "
+					  "missing on %s",
+					  pc->tcp_established, !ipt_s ? facts_get(src, "host") : dh);
+			else
+				check_add(l, "tcp-repair", CHECK_PASS, NULL,
+					  "%d established TCP connection(s), carried with TCP repair (--tcp-established)",
+					  pc->tcp_established);
+		}
+		if (w->kind == KIND_PID && !facts_num(src, "freezer_v1", 0))
+			check_add(l, "freezer", CHECK_FAIL, "run the workload as a container (runc) on this host",
+				  "no cgroup v1 freezer here: cmt cannot freeze a process tree");
+	}
+	if (mode && (!strcmp(mode, "postcopy") || !strcmp(mode, "hybrid"))) {
+		if (!facts_num(dst, "feature_lazy_pages", 0))
+			check_add(l, "lazy-pages", CHECK_FAIL, "use --mode cold or precopy",
+				  "%s: CRIU reports no userfaultfd lazy-pages support", dh);
+		else if (!facts_num(dst, "cap_sys_resource", 0) && facts_num(dst, "pipe_max_size", 0) < 4194304)
+			check_add(l, "lazy-pages", CHECK_FAIL, "run `sysctl fs.pipe-max-size=4194304` on the destination",
+				  "%s: fs.pipe-max-size is %lld and root lacks CAP_SYS_RESOURCE: CRIU's lazy page transfer "
+				  "would fail",
+				  dh, facts_num(dst, "pipe_max_size", 0));
+		else
+			check_add(l, "lazy-pages", CHECK_PASS, NULL, "%s supports lazy (post-copy) restore", dh);
+	}
+}
+
+/* CPU: CRIU's cpuinfo image of this host, checked by CRIU on the other. */
+static int check_cpu(struct ctx *c, struct peer *p, struct check_list *l, struct error *e)
+{
+	char dir[] = "/tmp/cmt-cpuinfo.XXXXXX", img[64];
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	struct run_result rr;
+	struct run_opts o = { .timeout_ms = 30000 };
+	struct mbuf mb;
+	struct msg m;
+	struct error tmp = { 0 };
+	int r;
+
+	if (!c->criu.path[0] || !mkdtemp(dir))
+		return 0;
+	char *argv[] = { c->criu.path, "cpuinfo", "dump", "-D", dir, NULL };
+	snprintf(img, sizeof(img), "%s/cpuinfo.img", dir);
+	r = run_cmd(argv, &o, &rr, &tmp);
+	if (r == 0) {
+		if (rr.status == 0)
+			read_file(img, 64 * 1024, &buf, &len, &tmp);
+		run_result_free(&rr);
+	}
+	unlink(img);
+	rmdir(dir);
+	if (!buf) {
+		check_add(l, "cpu", CHECK_WARN, NULL, "cannot describe this host's CPU (criu cpuinfo dump failed)");
+		return 0;
+	}
+	mb_init(&mb);
+	mb_bytes(&mb, A_BLOB, buf, len);
+	r = proto_send_msg(&p->conn, MSG_CPU_CHECK, &mb, e);
+	mb_free(&mb);
+	if (r < 0)
+		return r;
+	r = proto_recv_msg(&p->conn, MSG_CPU_RESULT, &m, e);
+	if (r < 0)
+		return r;
+	if (m.num[A_FLAGS] & CPU_UNKNOWN)
+		check_add(l, "cpu", CHECK_WARN, NULL, "cannot compare the CPUs: %s",
+			  msg_has(&m, A_MESSAGE) ? m.str[A_MESSAGE] : "no usable CRIU on the destination");
+	else if (m.num[A_FLAGS] & CPU_OK)
+		check_add(l, "cpu", CHECK_PASS, NULL, "%s's CPU has every feature this host's CPU offers to the workload",
+			  p->name);
+	else
+		check_add(l, "cpu", CHECK_FAIL,
+			  "choose a destination with the same or a newer CPU; a process moved anyway could die with SIGILL",
+			  "%s's CPU lacks features of this host's CPU: %s", p->name,
+			  msg_has(&m, A_MESSAGE) ? m.str[A_MESSAGE] : "criu cpuinfo check failed");
+	msg_free(&m);
+	return 0;
+}
+
+int checks_run(struct ctx *c, struct peer *p, const struct workload *w, const char *mode, struct check_list *l,
+	       struct error *e)
+{
+	struct msg m;
+	struct precheck pc;
+	int r;
+
+	memset(l, 0, sizeof(*l));
+	facts_gather(c, &l->src);
+	r = proto_send_msg(&p->conn, MSG_FACTS_REQ, NULL, e);
+	if (r < 0)
+		return r;
+	r = proto_recv_msg(&p->conn, MSG_FACTS, &m, e);
+	if (r < 0)
+		return r;
+	r = facts_parse(&l->dst, m.str[A_FACTS], e);
+	msg_free(&m);
+	if (r < 0)
+		return error_wrap(e, "from %s", p->name);
+	if (w)
+		criu_precheck(w->pid, &pc);
+	checks_evaluate(&l->src, &l->dst, w, w ? &pc : NULL, mode, l);
+	if (w)
+		return check_cpu(c, p, l, e);
+	return 0;
+}
+
+void checks_print(const struct check_list *l, const char *dest, bool all)
+{
+	fprintf(stderr, "cmt: checks for %s:\n", dest);
+	for (int i = 0; i < l->n; i++) {
+		const struct check *k = &l->c[i];
+		if (!all && k->status == CHECK_PASS)
+			continue;
+		fprintf(stderr, "  %-4s  %-18s %s\n", check_status_name(k->status), k->name, k->detail);
+		if (k->status != CHECK_PASS && k->hint[0])
+			fprintf(stderr, "        %-18s -> %s\n", "", k->hint);
+	}
+}
+
+void checks_to_json(const struct check_list *l, void *into)
+{
+	json_t *arr = json_array();
+
+	for (int i = 0; i < l->n; i++) {
+		json_t *o = json_object();
+		json_object_set_new(o, "name", json_string(l->c[i].name));
+		json_object_set_new(o, "status", json_string(check_status_name(l->c[i].status)));
+		json_object_set_new(o, "detail", json_string(l->c[i].detail));
+		json_object_set_new(o, "hint", json_string(l->c[i].hint));
+		json_array_append_new(arr, o);
+	}
+	json_object_set_new((json_t *)into, "checks", arr);
+}
