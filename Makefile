@@ -19,6 +19,8 @@ LIBS := $(CRIU_LIB)/libcriu.a -lprotobuf-c -ljansson -larchive -lxxhash -lzstd -
 SRCS := $(wildcard src/*.c src/*/*.c)
 OBJS := $(SRCS:%.c=build/obj/%.o)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
+LIB_OBJS := $(LIB_SRCS:%.c=build/obj/%.o)
+SAN_OBJS := $(LIB_SRCS:%.c=build/obj-san/%.o)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
@@ -38,13 +40,28 @@ build/obj/%.o: %.c
 	@echo "  CC $<"
 	@$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
-build/tests/%: tests/unit/%.c $(LIB_SRCS) tests/unit/tap.h
+build/obj-san/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -o $@ $< $(LIB_SRCS) $(LIBS)
+	@echo "  CC [san] $<"
+	@$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -O1 $(SAN) -c -o $@ $<
 
-build/tests-san/%: tests/unit/%.c $(LIB_SRCS) tests/unit/tap.h
+build/libcmt.a: $(LIB_OBJS)
+	@rm -f $@
+	@ar rcs $@ $^
+
+build/libcmt-san.a: $(SAN_OBJS)
+	@rm -f $@
+	@ar rcs $@ $^
+
+build/tests/%: tests/unit/%.c build/libcmt.a tests/unit/tap.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -O1 $(SAN) -o $@ $< $(LIB_SRCS) $(LIBS)
+	@echo "  CC $<"
+	@$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -o $@ $< build/libcmt.a $(LIBS)
+
+build/tests-san/%: tests/unit/%.c build/libcmt-san.a tests/unit/tap.h
+	@mkdir -p $(dir $@)
+	@echo "  CC [san] $<"
+	@$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -O1 $(SAN) -o $@ $< build/libcmt-san.a $(LIBS)
 
 deps:
 	bash scripts/deps.sh
@@ -80,4 +97,4 @@ install: build/cmt
 clean:
 	rm -rf build
 
--include $(OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d)

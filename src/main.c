@@ -45,18 +45,6 @@ static void usage(FILE *f)
 		"  cmt migrate web1 --to hostB\n");
 }
 
-int usage_error(const char *verb, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "cmt%s%s: ", verb ? " " : "", verb ? verb : "");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry 'cmt%s%s --help'.\n", verb ? " " : "", verb ? verb : "");
-	return EXIT_USAGE;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
