@@ -23,7 +23,7 @@ pkgs=(
 	libjansson-dev libarchive-dev libxxhash-dev libzstd-dev libprotobuf-c-dev
 	runc iptables nftables openssh-client openssh-server
 	iproute2 util-linux procps busybox-static patchelf
-	python3 clang
+	python3 clang libclang-rt-14-dev
 )
 
 missing=()

@@ -18,6 +18,7 @@
 #include "transport/rsh.h"
 #include "transport/tree.h"
 #include "util/fs.h"
+#include "util/lock.h"
 #include "util/log.h"
 
 struct session {
@@ -25,6 +26,7 @@ struct session {
 	struct proto_conn conn;
 	const struct driver *drv;
 	bool prepared, restored, committed;
+	int lock;                 /* held on the incoming workload's ID */
 	char mig_id[80];
 	char mig_dir[PATH_MAX];
 	struct restore_req rq;
@@ -100,6 +102,11 @@ static int on_prepare(struct session *s, struct msg *m, struct error *e)
 		r = ctx_need_runc(s->c, e);
 		if (r < 0)
 			return r;
+		char ln[300];
+		snprintf(ln, sizeof(ln), "incoming-%s", wl);
+		s->lock = lock_take(s->c->cfg.root, ln, "a container with this ID into this host", e);
+		if (s->lock < 0)
+			return s->lock;
 		if (s->drv->exists(s->c, wl)) {
 			error_set(e, EEXIST, "a container named '%s' already exists here", wl);
 			error_hint(e, "remove it on the destination (runc delete) or migrate to another host");
@@ -131,30 +138,44 @@ static int on_prepare(struct session *s, struct msg *m, struct error *e)
 	return proto_send_msg(&s->conn, MSG_READY, NULL, e);
 }
 
-/* A bandwidth probe: count and discard, then acknowledge. */
-static int probe_recv(struct session *s, const struct frame *begin, struct error *e)
+/* Reads a stream to its end, discarding it; returns its byte count or
+ * negative when the connection fails or something else arrives. */
+static int64_t drain_stream(struct session *s, const struct frame *begin, struct error *e)
 {
 	uint64_t bytes = 0;
 	struct frame f;
-	struct mbuf mb;
 	int r;
 
 	for (;;) {
 		r = proto_recv(&s->conn, &f, e);
 		if (r < 0)
 			return r;
+		if (f.type == MSG_ABORT)
+			return error_set(e, ECANCELED, "%s aborted the transfer", s->conn.peer);
 		if (f.chan != begin->chan)
-			return error_set(e, EPROTO, "protocol error: frame for channel %u inside probe %u", f.chan, begin->chan);
+			return error_set(e, EPROTO, "protocol error: frame for channel %u inside stream %u", f.chan,
+					 begin->chan);
 		if (f.type == MSG_DATA) {
 			bytes += f.len;
 			continue;
 		}
 		if (f.type == MSG_STREAM_END)
-			break;
-		return error_set(e, EPROTO, "protocol error: %s inside a probe stream", msg_type_name(f.type));
+			return (int64_t)bytes;
+		return error_set(e, EPROTO, "protocol error: %s inside a stream", msg_type_name(f.type));
 	}
+}
+
+/* A bandwidth probe: count and discard, then acknowledge. */
+static int probe_recv(struct session *s, const struct frame *begin, struct error *e)
+{
+	int64_t bytes = drain_stream(s, begin, e);
+	struct mbuf mb;
+	int r;
+
+	if (bytes < 0)
+		return (int)bytes;
 	mb_init(&mb);
-	mb_u64(&mb, A_BYTES, bytes);
+	mb_u64(&mb, A_BYTES, (uint64_t)bytes);
 	r = proto_send_msg(&s->conn, MSG_STREAM_OK, &mb, e);
 	mb_free(&mb);
 	return r;
@@ -175,14 +196,20 @@ static int on_stream(struct session *s, const struct frame *f, struct error *e, 
 	msg_free(&m);
 	if (area == AREA_PROBE)
 		return probe_recv(s, f, e);
-	if (!s->prepared)
-		return error_set(e, EPROTO, "protocol error: a stream before PREPARE");
-	if (area == AREA_IMAGES)
+	if (s->prepared && area == AREA_IMAGES)
 		dest = s->rq.images_dir;
-	else if (area == AREA_BUNDLE && s->drv->kind == KIND_RUNC)
+	else if (s->prepared && area == AREA_BUNDLE && s->drv->kind == KIND_RUNC)
 		dest = s->rq.bundle;
-	else
+	else {
+		/* refused: read the stream to its end so the session stays in sync */
+		struct error de = { 0 };
+		int64_t k = drain_stream(s, f, &de);
+		if (k == -ECANCELED)
+			return -ECANCELED;
+		if (!s->prepared)
+			return error_set(e, EPROTO, "protocol error: a stream before PREPARE");
 		return error_set(e, EPROTO, "protocol error: stream for unknown area %u", area);
+	}
 	r = tree_recv(&s->conn, f, dest, &ts, reported, e);
 	if (r < 0)
 		error_host(e, s->c->cfg.name);
@@ -208,10 +235,15 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 		char *txt = strndup((const char *)m->bytes[A_CONFIG], m->blen[A_CONFIG]);
 		if (!txt)
 			return error_set(e, ENOMEM, "out of memory");
-		r = oci_rewrite_for_restore(txt, s->c->cfg.cgroup_parent, s->rq.id, &cfg, e);
+		bool hooks_removed = false;
+		r = oci_rewrite_for_restore(txt, s->c->cfg.cgroup_parent, s->rq.id, &cfg, &hooks_removed, e);
 		free(txt);
 		if (r < 0)
 			return error_wrap(e, "cannot prepare config.json for %s", s->rq.id);
+		if (hooks_removed)
+			log_warn("container %s: OCI hooks in the received config.json were removed (a peer's commands are "
+				 "never run here)",
+				 s->rq.id);
 		snprintf(path, sizeof(path), "%s/config.json", s->rq.bundle);
 		r = write_file_atomic(path, cfg, strlen(cfg), 0600, e);
 		free(cfg);
@@ -425,7 +457,7 @@ static int serve(struct session *s)
 
 int agent_serve_stdio(struct ctx *c)
 {
-	struct session s = { .c = c };
+	struct session s = { .c = c, .lock = -1 };
 	struct error e = { 0 };
 	int rfd, wfd, null, rc;
 
@@ -459,6 +491,7 @@ int agent_serve_stdio(struct ctx *c)
 	}
 	snprintf(s.conn.self, sizeof(s.conn.self), "%s", c->cfg.name);
 	rc = serve(&s);
+	lock_release(s.lock);
 	proto_conn_free(&s.conn);
 	close(rfd);
 	close(wfd);

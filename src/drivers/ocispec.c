@@ -46,7 +46,7 @@ int oci_rootfs_path(const char *config, const char *bundle, char *out, size_t n,
 }
 
 int oci_rewrite_for_restore(const char *config, const char *cgroup_parent, const char *id, char **ret,
-			    struct error *e)
+			    bool *ret_hooks_removed, struct error *e)
 {
 	json_t *j = load(config, e), *root, *linux_;
 	char cg[1024];
@@ -59,6 +59,9 @@ int oci_rewrite_for_restore(const char *config, const char *cgroup_parent, const
 		return error_set(e, EINVAL, "config.json has no root object");
 	}
 	json_object_set_new(root, "path", json_string("rootfs"));
+	if (ret_hooks_removed)
+		*ret_hooks_removed = json_object_get(j, "hooks") != NULL;
+	json_object_del(j, "hooks");
 	if (cgroup_parent && *cgroup_parent) {
 		linux_ = json_object_get(j, "linux");
 		if (!json_is_object(linux_)) {

@@ -13,6 +13,7 @@
 #include "transport/rsh.h"
 #include "transport/tree.h"
 #include "util/fs.h"
+#include "util/lock.h"
 #include "util/log.h"
 
 enum { CHAN_IMAGES = 1, CHAN_ROOTFS = 2 };
@@ -162,7 +163,8 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	struct msg m;
 	char mig_dir[PATH_MAX], images[PATH_MAX + 16], work[PATH_MAX + 16];
 	bool connected = false, committed = false, started = false;
-	int r;
+	int r, lock = -1;
+	char lock_name[300];
 
 	memset(&w, 0, sizeof(w));
 	memset(&p, 0, sizeof(p));
@@ -182,6 +184,13 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	if (r < 0)
 		goto fail_early;
 	snprintf(st->workload, sizeof(st->workload), "%s", w.label);
+	/* one migration per workload at a time */
+	snprintf(lock_name, sizeof(lock_name), "%s-%s", w.kind == KIND_RUNC ? "container" : "pid", w.id);
+	lock = lock_take(c->cfg.root, lock_name, w.label, e);
+	if (lock < 0) {
+		r = lock;
+		goto fail_early;
+	}
 	r = ctx_need_criu(c, e);
 	if (r < 0)
 		goto fail_early;
@@ -302,6 +311,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		if (run_hook(o, HOOK_POST_RESTORE, &w, st, NULL, &he) < 0)
 			log_warn("%s (the migration itself succeeded)", he.msg);
 	}
+	lock_release(lock);
 	workload_free(&w);
 	return 0;
 
@@ -334,6 +344,7 @@ out:
 		peer_close(&p);
 fail_early:
 	st->t_end = now_ms();
+	lock_release(lock);
 	workload_free(&w);
 	return -e->code;
 }

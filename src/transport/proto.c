@@ -414,6 +414,25 @@ int proto_send_msg(struct proto_conn *c, uint16_t type, struct mbuf *mb, struct 
 	return proto_send(c, type, 0, mb ? mb->b : NULL, mb ? (uint32_t)mb->len : 0, e);
 }
 
+/* Text where the first frame should be: the remote shell printed something. */
+static int garbage_error(struct proto_conn *c, const uint8_t *hdr, size_t n, struct error *e)
+{
+	char txt[PROTO_HDR_SIZE * 4 + 1];
+	size_t l = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (isprint(hdr[i]))
+			txt[l++] = (char)hdr[i];
+		else
+			l += (size_t)snprintf(txt + l, sizeof(txt) - l, "\\x%02x", hdr[i]);
+	}
+	txt[l] = 0;
+	error_set(e, EPROTO, "%s did not speak the cmt protocol: it sent \"%s...\"", c->peer, txt);
+	error_hint(e, "make sure the remote command is 'cmt agent --stdio' and that shell startup files on %s print nothing "
+		      "for non-interactive logins (see --remote-cmt)", c->peer);
+	return -EPROTO;
+}
+
 static int read_full(struct proto_conn *c, uint8_t *p, size_t n, struct error *e, bool at_start)
 {
 	size_t got = 0;
@@ -435,30 +454,15 @@ static int read_full(struct proto_conn *c, uint8_t *p, size_t n, struct error *e
 		if (k == 0) {
 			if (at_start && got == 0)
 				return error_set(e, ECONNRESET, "connection to %s closed", c->peer);
+			/* a few bytes of text, then EOF: the remote shell printed an
+			 * error and exited (a real header starts with a zero byte) */
+			if (at_start && !c->got_first && (got > 6 ? p[6] != PROTO_FRAME_MAGIC : p[0] != 0))
+				return garbage_error(c, p, got, e);
 			return error_set(e, ECONNRESET, "connection to %s closed in the middle of a frame", c->peer);
 		}
 		got += (size_t)k;
 	}
 	return 0;
-}
-
-/* Text where the first frame should be: the remote shell printed something. */
-static int garbage_error(struct proto_conn *c, const uint8_t *hdr, struct error *e)
-{
-	char txt[PROTO_HDR_SIZE * 4 + 1];
-	size_t l = 0;
-
-	for (int i = 0; i < PROTO_HDR_SIZE; i++) {
-		if (isprint(hdr[i]))
-			txt[l++] = (char)hdr[i];
-		else
-			l += (size_t)snprintf(txt + l, sizeof(txt) - l, "\\x%02x", hdr[i]);
-	}
-	txt[l] = 0;
-	error_set(e, EPROTO, "%s did not speak the cmt protocol: it sent \"%s...\"", c->peer, txt);
-	error_hint(e, "make sure the remote command is 'cmt agent --stdio' and that shell startup files on %s print nothing "
-		      "for non-interactive logins (see --remote-cmt)", c->peer);
-	return -EPROTO;
 }
 
 int proto_recv(struct proto_conn *c, struct frame *f, struct error *e)
@@ -471,7 +475,7 @@ int proto_recv(struct proto_conn *c, struct frame *f, struct error *e)
 	r = proto_hdr_parse(c->rbuf, f, e);
 	if (r < 0) {
 		if (!c->got_first && c->rbuf[6] != PROTO_FRAME_MAGIC)
-			return garbage_error(c, c->rbuf, e);
+			return garbage_error(c, c->rbuf, PROTO_HDR_SIZE, e);
 		return error_wrap(e, "from %s", c->peer);
 	}
 	r = read_full(c, c->rbuf + PROTO_HDR_SIZE, f->len, e, false);
@@ -496,7 +500,7 @@ int proto_recv_msg(struct proto_conn *c, uint16_t want, struct msg *m, struct er
 		return r;
 	if (f.type == MSG_DATA)
 		return error_set(e, EPROTO, "protocol error: %s sent data where a %s message was expected", c->peer,
-				 msg_type_name(want));
+				 want ? msg_type_name(want) : "control");
 	r = msg_decode(f.type, f.data, f.len, m, e);
 	if (r < 0)
 		return error_wrap(e, "malformed message from %s", c->peer);

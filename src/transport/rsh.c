@@ -22,7 +22,8 @@ int split_words(char *buf, char *words[], int max, struct error *e)
 		if (!*r)
 			break;
 		if (n == max)
-			return error_set(e, E2BIG, "too many words in command '%s' (at most %d)", buf, max);
+			/* not quoting buf: the words before were already cut out of it */
+			return error_set(e, E2BIG, "too many words in command (at most %d)", max);
 		words[n++] = w;
 		while (*r && *r != ' ' && *r != '\t' && *r != '\n') {
 			if (*r == '\'' || *r == '"') {

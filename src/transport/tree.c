@@ -115,7 +115,7 @@ int tree_send(struct proto_conn *c, uint32_t chan, uint32_t area, const char *di
 		r = error_set(e, ENOMEM, "out of memory");
 		goto out;
 	}
-	archive_write_set_format_pax_restricted(w);
+	archive_write_set_format_pax(w); /* full pax: sub-second times, xattrs */
 	archive_write_set_bytes_per_block(w, CHUNK);
 	archive_write_set_bytes_in_last_block(w, 1);
 	archive_entry_linkresolver_set_strategy(lr, archive_format(w));
@@ -248,7 +248,8 @@ static la_ssize_t recv_cb(struct archive *a, void *ud, const void **buf)
 		rc->failed = 1;
 		return -1;
 	}
-	if (f.chan != rc->chan) {
+	/* ABORT is a control message (channel 0): it ends any stream */
+	if (f.type != MSG_ABORT && f.chan != rc->chan) {
 		error_set(rc->e, EPROTO, "protocol error: frame for channel %u inside stream %u", f.chan, rc->chan);
 		rc->failed = 1;
 		return -1;

@@ -95,18 +95,34 @@ void error_clear(struct error *e)
 		memset(e, 0, sizeof(*e));
 }
 
+/* Text may come from a peer or a log: no control characters reach the
+ * terminal (escape sequences could rewrite what the user sees). */
+static void put_clean(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n && s[i]; i++)
+		fputc((unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i], stderr);
+}
+
 void error_print(const struct error *e)
 {
 	const char *p, *nl;
 
-	if (e->host[0])
-		fprintf(stderr, "cmt: error on %s: %s\n", e->host, e->msg);
-	else
-		fprintf(stderr, "cmt: error: %s\n", e->msg);
+	fputs(e->host[0] ? "cmt: error on " : "cmt: error: ", stderr);
+	if (e->host[0]) {
+		put_clean(e->host, sizeof(e->host));
+		fputs(": ", stderr);
+	}
+	put_clean(e->msg, sizeof(e->msg));
+	fputc('\n', stderr);
 	for (p = e->detail; *p; p = nl ? nl + 1 : p + strlen(p)) {
 		nl = strchr(p, '\n');
-		fprintf(stderr, "    | %.*s\n", (int)(nl ? nl - p : (long)strlen(p)), p);
+		fputs("    | ", stderr);
+		put_clean(p, nl ? (size_t)(nl - p) : strlen(p));
+		fputc('\n', stderr);
 	}
-	if (e->hint[0])
-		fprintf(stderr, "cmt: hint: %s\n", e->hint);
+	if (e->hint[0]) {
+		fputs("cmt: hint: ", stderr);
+		put_clean(e->hint, sizeof(e->hint));
+		fputc('\n', stderr);
+	}
 }
