@@ -40,6 +40,16 @@ int checks_failed(const struct check_list *l)
 	return n;
 }
 
+bool check_is_about_destination(const char *name)
+{
+	static const char *dest[] = { "criu-destination", "criu-versions", "runc", "memory", "disk", "cpu", "lazy-pages" };
+
+	for (size_t i = 0; i < sizeof(dest) / sizeof(dest[0]); i++)
+		if (!strcmp(name, dest[i]))
+			return true;
+	return false;
+}
+
 const char *check_status_name(enum check_status st)
 {
 	return st == CHECK_PASS ? "pass" : st == CHECK_WARN ? "warn" : "fail";

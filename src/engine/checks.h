@@ -31,6 +31,8 @@ struct check_list {
 void check_add(struct check_list *l, const char *name, enum check_status st, const char *hint, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 int checks_failed(const struct check_list *l);
+/* True for checks whose failure is a property of the destination host. */
+bool check_is_about_destination(const char *name);
 const char *check_status_name(enum check_status st);
 
 /* Runs every check against a connected peer.  w may be NULL (host checks

@@ -143,11 +143,16 @@ static int run_checks(struct ctx *c, const struct migrate_opts *o, struct peer *
 		return 0;
 	}
 	checks_print(&st->checks, p->name, o->show_checks);
+	bool on_dest = false;
 	for (int i = 0; i < st->checks.n; i++)
-		if (st->checks.c[i].status == CHECK_FAIL)
+		if (st->checks.c[i].status == CHECK_FAIL) {
 			l += (size_t)snprintf(names + l, sizeof(names) - l, "%s%s", l ? ", " : "", st->checks.c[i].name);
+			on_dest |= check_is_about_destination(st->checks.c[i].name);
+		}
 	error_set(e, EHOSTUNREACH, "%s cannot move to %s: pre-migration check%s failed: %s", w->label, p->name,
 		  strchr(names, ',') ? "s" : "", names);
+	/* where the problem is: the destination if any failing check is about it */
+	error_host(e, on_dest ? p->name : c->cfg.name);
 	error_hint(e, "fix what the failing checks say above, pick another host (`cmt hosts`), or skip the checks with "
 		      "--force (at your own risk)");
 	return -EHOSTUNREACH;
@@ -162,7 +167,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	struct mbuf mb;
 	struct msg m;
 	char mig_dir[PATH_MAX], images[PATH_MAX + 16], work[PATH_MAX + 16];
-	bool connected = false, committed = false, started = false;
+	bool connected = false, committed = false, started = false, inspected = false;
 	int r, lock = -1;
 	char lock_name[300];
 
@@ -183,6 +188,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	r = drv->inspect(c, o->workload, &w, e);
 	if (r < 0)
 		goto fail_early;
+	inspected = true;
 	snprintf(st->workload, sizeof(st->workload), "%s", w.label);
 	/* one migration per workload at a time */
 	snprintf(lock_name, sizeof(lock_name), "%s-%s", w.kind == KIND_RUNC ? "container" : "pid", w.id);
@@ -344,6 +350,9 @@ out:
 		peer_close(&p);
 fail_early:
 	st->t_end = now_ms();
+	/* Still running here unless it was never found, is left frozen (resume
+	 * failed), or the outcome is in doubt after a commit. */
+	st->source_running = inspected && !w.frozen && !st->in_doubt;
 	lock_release(lock);
 	workload_free(&w);
 	return -e->code;
@@ -385,7 +394,7 @@ char *migrate_stats_json(const struct migrate_stats *st, const struct error *e)
 			json_object_set_new(j, "error_host", json_string(e->host));
 		if (e->hint[0])
 			json_object_set_new(j, "hint", json_string(e->hint));
-		json_object_set_new(j, "source_running", json_boolean(st->source_thawed));
+		json_object_set_new(j, "source_running", json_boolean(st->source_running));
 		json_object_set_new(j, "in_doubt", json_boolean(st->in_doubt));
 	}
 	s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);

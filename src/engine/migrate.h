@@ -39,7 +39,8 @@ struct migrate_stats {
 	uint64_t files;
 	int dest_pid;
 	double restore_ms;       /* as measured by the agent */
-	bool source_thawed;      /* failure: the workload runs on the source again */
+	bool source_thawed;      /* failure: the workload was frozen and runs on the source again */
+	bool source_running;     /* failure: the workload runs on the source (never frozen, or thawed) */
 	bool in_doubt;           /* commit sent, no answer: see the message */
 	bool checked;            /* checks ran; results in 'checks' */
 	struct check_list checks;

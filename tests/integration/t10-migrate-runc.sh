@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# t10-migrate-runc.sh - cold migration of a runc container from h1 to h2 and
+# back: the container keeps its memory (a counter held only in a shell
+# variable goes on from where it was), it runs on the destination under the
+# destination's cgroup parent with a rewritten config.json, and nothing of it
+# is left on the source (runc state, processes, cgroup, migration images).
+# LAB_* come from the lab's env file; single quotes keep $ for the shells in the hosts:
+# shellcheck disable=SC2154,SC2016
+set -u
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+require_root
+require_cmt
+require_cmd runc busybox python3 pgrep
+
+# Descriptors inherited from whoever started this test would leak into the
+# workload (through `on`), and CRIU cannot dump a descriptor opened outside
+# the host's mount namespace.
+for fd in "/proc/$$/fd/"*; do
+	fd=${fd##*/}
+	[ "$fd" -gt 2 ] && [ "$fd" != 255 ] && eval "exec $fd>&-"
+done
+
+# --- helpers -----------------------------------------------------------------
+
+# the system's python for the JSON checks (a python3 found earlier on PATH can
+# be a version manager's shim that costs half a second a call)
+PY=python3
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+
+# migrate_from HOST ARGS...: `cmt migrate ARGS... --json` on HOST through the
+# lab's ssh; sets MIG_RC, MIG_JSON (the last line of stdout), MIG_ERR (stderr).
+migrate_from() {
+	local host=$1
+	shift
+	on "$host" "$CMT" migrate "$@" --rsh "ssh -F $LAB_SSH_CONFIG" --remote-cmt "$CMT" --json \
+		>"$work/mig.out" 2>"$work/mig.err" </dev/null
+	MIG_RC=$?
+	MIG_JSON=$(tail -n 1 "$work/mig.out")
+	MIG_ERR=$(cat "$work/mig.err")
+	diag "cmt migrate $* (on $host): exit $MIG_RC"
+	diag "$MIG_ERR"
+}
+
+_JSON_PY='
+import json, re, sys
+args = sys.argv[2:]
+try:
+    d = json.loads(sys.argv[1])
+except Exception as e:
+    d, bad = None, "the last line of stdout is not JSON: %s" % e
+for i in range(1, len(args), 2):
+    if d is None:
+        print("F " + bad)
+        continue
+    try:
+        r = eval(args[i], {"d": d, "re": re, "json": json})
+        print("P" if r else "F %s is false" % args[i])
+    except Exception as e:
+        print(("F %s: %s: %s" % (args[i], type(e).__name__, e)).replace("\n", " "))
+'
+# jtest DESC EXPR [DESC EXPR...]: for each pair, ok when the Python expression
+# EXPR holds for the JSON object d, the result of the last migrate_from (re
+# and json are there too). One python run for all the pairs.
+jtest() {
+	local res i=0 line
+	mapfile -t res < <("$PY" -c "$_JSON_PY" "$MIG_JSON" "$@" 2>&1)
+	while [ $# -ge 2 ]; do
+		line=${res[i]:-F no answer from python: ${res[*]}}
+		if [ "$line" = P ]; then
+			ok "$1"
+		else
+			fail "$1" "${line#F }" "JSON: $MIG_JSON"
+		fi
+		shift 2
+		i=$((i + 1))
+	done
+}
+
+# count_now FILE: the number in FILE (fails while the file is empty or absent,
+# e.g. between the truncation and the write of `echo $i >FILE`).
+count_now() {
+	local v
+	v=$(cat "$1" 2>/dev/null) || return 1
+	[[ $v =~ ^[0-9]+$ ]] || return 1
+	echo "$v"
+}
+# count_read FILE: the number in FILE, retrying through the moment between the
+# truncation and the write of `echo $i >FILE`
+count_read() {
+	local i
+	for i in $(seq 1 40); do
+		count_now "$1" && return 0
+		sleep 0.05
+	done
+	echo 0
+	return 1
+}
+count_ge() { local v; v=$(count_now "$1") && [ "$v" -ge "$2" ]; }
+
+# watch_count FILE MIN ADVANCE SECS: sample FILE every 50 ms until its number
+# has grown by ADVANCE since the first sample. Fails at once if a sample is
+# below MIN or below the sample before it (a counter that started again), or
+# after SECS without the advance. WATCHED: what was seen.
+watch_count() {
+	local file=$1 min=$2 adv=$3 secs=$4 first="" prev="" v deadline
+	deadline=$((${EPOCHREALTIME/./} / 1000 + secs * 1000))
+	WATCHED=""
+	while :; do
+		if v=$(count_now "$file"); then
+			WATCHED+="$v "
+			[ -n "$first" ] || first=$v
+			if [ "$v" -lt "$min" ] || { [ -n "$prev" ] && [ "$v" -lt "$prev" ]; }; then
+				WATCHED+="(went back: a fresh counter, not the migrated one)"
+				return 1
+			fi
+			prev=$v
+			[ "$v" -ge $((first + adv)) ] && return 0
+		fi
+		[ $((${EPOCHREALTIME/./} / 1000)) -lt "$deadline" ] || { WATCHED+="(timed out)"; return 1; }
+		sleep 0.05
+	done
+}
+
+runc_status() { on "$1" runc state "$2" 2>/dev/null | sed -n 's/^ *"status": "\(.*\)",$/\1/p'; }
+runc_pid() { on "$1" runc state "$2" 2>/dev/null | sed -n 's/^ *"pid": \([0-9]*\),$/\1/p'; }
+marker_pids() { on "$1" pgrep -f "$2" | tr '\n' ' ' | sed 's/ $//'; }
+
+# what is left of migrations under a host's state root: image directories only
+# (a failed run keeps its CRIU logs, but images must always go)
+images_left() { find "$LAB_DIR/$1/cmt/migrations" -name images 2>/dev/null; }
+
+# ---------------------------------------------------------------------------
+
+lab_start 2
+work=$(mktemp -d /tmp/cmt-t10.XXXXXX)
+at_exit rm -rf "$work"
+at_exit 'on h1 runc delete --force ct1 >/dev/null 2>&1; on h2 runc delete --force ct1 >/dev/null 2>&1'
+
+# The workload: a counter kept only in the shell's memory, written to a file of
+# the container's root filesystem every 50 ms. $0 of that shell is a marker for
+# pgrep ("[t]10..." so that pgrep's own command line does not match).
+mark=t10ct-$$
+pat="[t]${mark#t}"
+make_bundle "$work/ct1" h1 sh -c 'i=0; while :; do i=$((i+1)); echo $i >/tmp/count; sleep 0.05; done' "$mark" ||
+	bail "make_bundle failed"
+# an absolute root.path, which the destination must turn into its own "rootfs"
+"$PY" - "$work/ct1" <<'EOF' || bail "cannot edit config.json"
+import json, os, sys
+p = os.path.join(sys.argv[1], "config.json")
+spec = json.load(open(p))
+spec["root"]["path"] = os.path.join(sys.argv[1], "rootfs")
+json.dump(spec, open(p, "w"), indent=2)
+EOF
+on h1 sh -c "cd '$work/ct1' && exec runc run -d ct1 </dev/null >/dev/null 2>&1" || bail "runc run ct1 on h1 failed"
+count_h1=$work/ct1/rootfs/tmp/count
+count_h2=$LAB_DIR/h2/cmt/bundles/ct1/rootfs/tmp/count
+count_back=$LAB_DIR/h1/cmt/bundles/ct1/rootfs/tmp/count
+if wait_until 10 count_ge "$count_h1" 10; then
+	ok "ct1 counts on h1"
+else
+	bail "ct1 does not count on h1: $(cat "$count_h1" 2>&1)"
+fi
+pid_h1=$(runc_pid h1 ct1)
+procs_h1=$(marker_pids h1 "$pat")
+is "$procs_h1" "$pid_h1" "the counting shell is ct1's init, PID $pid_h1 on h1"
+
+# --- h1 -> h2 ------------------------------------------------------------------
+last_h1=$(count_read "$count_h1")
+migrate_from h1 ct1 --to h2
+is "$MIG_RC" 0 "cmt migrate ct1 --to h2 exits 0"
+jtest "JSON result is ok" 'd["result"] == "ok"' \
+	"JSON mode is cold" 'd["mode"] == "cold"' \
+	"JSON downtime_ms > 0" 'd["downtime_ms"] > 0' \
+	"JSON total_ms >= downtime_ms" 'd["total_ms"] >= d["downtime_ms"]' \
+	"JSON bytes_sent > 0" 'd["bytes_sent"] > 0' \
+	"JSON has no error" '"error" not in d'
+
+is "$(on h1 runc list -q)" "" "ct1 is gone from h1's runc list"
+if on h1 test -e "/proc/$pid_h1" || [ -n "$(marker_pids h1 "$pat")" ]; then
+	fail "ct1's processes are gone from h1" "$(on h1 ps -o pid,ppid,stat,args)"
+else
+	ok "ct1's processes are gone from h1"
+fi
+is "$(ls -d /sys/fs/cgroup/*/"$LAB_CGROUP_h1"/ct1 2>/dev/null)" "" "ct1's (frozen) cgroup on h1 is gone"
+is "$(on h2 runc list -q)" ct1 "ct1 is in h2's runc list"
+is "$(runc_status h2 ct1)" running "ct1 is running on h2"
+pid_h2=$(runc_pid h2 ct1)
+is "$(marker_pids h2 "$pat")" "$pid_h2" "the counting shell runs on h2 as ct1's init"
+if watch_count "$count_h2" "$last_h1" 10 10; then
+	ok "the counter goes on on h2 from at least $last_h1 (the last value seen on h1)"
+else
+	fail "the counter goes on on h2 from at least $last_h1 (the last value seen on h1)" "h2: $WATCHED"
+fi
+
+# the destination's config.json: its own root and cgroup
+parent_h2=$(sed -n 's/^cgroup_parent *= *//p' "$LAB_DIR/h2/cmt/config")
+cfg=$LAB_DIR/h2/cmt/bundles/ct1/config.json
+read -r root_path cg_path < <("$PY" -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["root"]["path"], s["linux"]["cgroupsPath"])' "$cfg" 2>&1)
+is "$root_path" rootfs "h2's config.json has root.path \"rootfs\""
+is "$cg_path" "/$parent_h2/ct1" "h2's config.json has cgroupsPath under h2's cgroup_parent"
+check "ct1's cgroup on h2 is under h2's cgroup parent" test -d "/sys/fs/cgroup/freezer/$parent_h2/ct1"
+is "$(images_left h1)$(images_left h2)" "" "no migration images are left on h1 or h2"
+diag "left under migrations/: $(find "$LAB_DIR"/h[12]/cmt/migrations -mindepth 1 2>/dev/null | tr '\n' ' ')"
+
+# --- back: h2 -> h1 ------------------------------------------------------------
+wait_until 5 count_ge "$count_h2" $((last_h1 + 10))
+last_h2=$(count_read "$count_h2")
+migrate_from h2 ct1 --to h1
+is "$MIG_RC" 0 "cmt migrate ct1 --to h1 (back, run on h2) exits 0"
+jtest "JSON result is ok (back)" 'd["result"] == "ok" and d["mode"] == "cold"' \
+	"JSON downtime_ms > 0, total_ms >= downtime_ms, bytes_sent > 0 (back)" \
+	'd["downtime_ms"] > 0 and d["total_ms"] >= d["downtime_ms"] and d["bytes_sent"] > 0'
+is "$(on h2 runc list -q)" "" "ct1 is gone from h2's runc list"
+if on h2 test -e "/proc/$pid_h2" || [ -n "$(marker_pids h2 "$pat")" ]; then
+	fail "ct1's processes are gone from h2" "$(on h2 ps -o pid,ppid,stat,args)"
+else
+	ok "ct1's processes are gone from h2"
+fi
+check "the bundle cmt made on h2 is removed" test ! -e "$LAB_DIR/h2/cmt/bundles/ct1"
+is "$(ls -d /sys/fs/cgroup/*/"$LAB_CGROUP_h2"/ct1 2>/dev/null)" "" "ct1's cgroup on h2 is gone"
+is "$(on h1 runc list -q)" ct1 "ct1 is in h1's runc list again"
+is "$(runc_status h1 ct1)" running "ct1 is running on h1 again"
+is "$(on h1 runc state ct1 | sed -n 's/^ *"bundle": "\(.*\)",$/\1/p')" \
+	/var/lib/cmt/bundles/ct1 "ct1's bundle on h1 is now the one cmt received"
+if watch_count "$count_back" "$last_h2" 10 10; then
+	ok "the counter goes on on h1 from at least $last_h2 (the last value seen on h2): round trip"
+else
+	fail "the counter goes on on h1 from at least $last_h2 (the last value seen on h2): round trip" "h1: $WATCHED"
+fi
+is "$(images_left h1)$(images_left h2)" "" "no migration images are left after the round trip"
+check "the original bundle on h1 (the user's) is untouched" test -s "$work/ct1/config.json"

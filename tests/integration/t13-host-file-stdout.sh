@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# t13-host-file-stdout.sh - a container whose stdout and stderr are a file of
+# the host (outside the container's mounts) cannot be dumped by CRIU: cmt must
+# fail (exit 1) saying which descriptor refers to which file and how to fix it
+# (/dev/null or pipes), and the container must keep running on the source, not
+# paused, with nothing left on the destination. Checked through the
+# pre-migration checks and, when cmt has --force, through CRIU's own failure.
+# LAB_* come from the lab's env file; single quotes keep $ for the shells in the hosts:
+# shellcheck disable=SC2154,SC2016
+set -u
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+require_root
+require_cmt
+require_cmd runc busybox python3
+
+# Descriptors inherited from whoever started this test would leak into the
+# workload (through `on`); here only the one file under test may be outside.
+for fd in "/proc/$$/fd/"*; do
+	fd=${fd##*/}
+	[ "$fd" -gt 2 ] && [ "$fd" != 255 ] && eval "exec $fd>&-"
+done
+
+# --- helpers -----------------------------------------------------------------
+
+# the system's python for the JSON checks (a python3 found earlier on PATH can
+# be a version manager's shim that costs half a second a call)
+PY=python3
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+
+# migrate_from HOST ARGS...: `cmt migrate ARGS... --json` on HOST through the
+# lab's ssh; sets MIG_RC, MIG_JSON (the last line of stdout), MIG_ERR (stderr).
+migrate_from() {
+	local host=$1
+	shift
+	on "$host" "$CMT" migrate "$@" --rsh "ssh -F $LAB_SSH_CONFIG" --remote-cmt "$CMT" --json \
+		>"$work/mig.out" 2>"$work/mig.err" </dev/null
+	MIG_RC=$?
+	MIG_JSON=$(tail -n 1 "$work/mig.out")
+	MIG_ERR=$(cat "$work/mig.err")
+	diag "cmt migrate $* (on $host): exit $MIG_RC"
+	diag "$MIG_ERR"
+}
+
+_JSON_PY='
+import json, re, sys
+args = sys.argv[2:]
+try:
+    d = json.loads(sys.argv[1])
+except Exception as e:
+    d, bad = None, "the last line of stdout is not JSON: %s" % e
+for i in range(1, len(args), 2):
+    if d is None:
+        print("F " + bad)
+        continue
+    try:
+        r = eval(args[i], {"d": d, "re": re, "json": json})
+        print("P" if r else "F %s is false" % args[i])
+    except Exception as e:
+        print(("F %s: %s: %s" % (args[i], type(e).__name__, e)).replace("\n", " "))
+'
+# jtest DESC EXPR [DESC EXPR...]: for each pair, ok when the Python expression
+# EXPR holds for the JSON object d, the result of the last migrate_from (re
+# and json are there too). One python run for all the pairs.
+jtest() {
+	local res i=0 line
+	mapfile -t res < <("$PY" -c "$_JSON_PY" "$MIG_JSON" "$@" 2>&1)
+	while [ $# -ge 2 ]; do
+		line=${res[i]:-F no answer from python: ${res[*]}}
+		if [ "$line" = P ]; then
+			ok "$1"
+		else
+			fail "$1" "${line#F }" "JSON: $MIG_JSON"
+		fi
+		shift 2
+		i=$((i + 1))
+	done
+}
+
+count_now() {
+	local v
+	v=$(cat "$1" 2>/dev/null) || return 1
+	[[ $v =~ ^[0-9]+$ ]] || return 1
+	echo "$v"
+}
+# count_read FILE: the number in FILE, retrying through the moment between the
+# truncation and the write of `echo $i >FILE`
+count_read() {
+	local i
+	for i in $(seq 1 40); do
+		count_now "$1" && return 0
+		sleep 0.05
+	done
+	echo 0
+	return 1
+}
+count_ge() { local v; v=$(count_now "$1") && [ "$v" -ge "$2" ]; }
+lines_ge() { [ "$(wc -l <"$1")" -ge "$2" ]; }
+
+runc_status() { on "$1" runc state "$2" 2>/dev/null | sed -n 's/^ *"status": "\(.*\)",$/\1/p'; }
+runc_pid() { on "$1" runc state "$2" 2>/dev/null | sed -n 's/^ *"pid": \([0-9]*\),$/\1/p'; }
+images_left() { find "$LAB_DIR/$1/cmt/migrations" -name images 2>/dev/null; }
+
+# refused WHAT: what must hold after each refused migration
+refused() {
+	local what=$1 n l
+	is "$MIG_RC" 1 "$what: cmt exits 1"
+	jtest "$what: JSON result is failed" 'd["result"] == "failed"' \
+		"$what: the JSON error or hint names the file and the fix" \
+		'"'"$out"'" in json.dumps(d) and re.search("/dev/null|pipe", d.get("hint", "") + json.dumps(d.get("checks", "")))'
+	if grep -qF "$out" <<<"$MIG_ERR" && grep -qE '(fd|file descriptor) [12]([^0-9]|$)' <<<"$MIG_ERR"; then
+		ok "$what: the message says that fd 1 or 2 refers to $out"
+	else
+		fail "$what: the message says that fd 1 or 2 refers to $out"
+	fi
+	if grep -qE '/dev/null|pipe' <<<"$MIG_ERR"; then
+		ok "$what: the message says how to fix it (/dev/null or pipes)"
+	else
+		fail "$what: the message says how to fix it (/dev/null or pipes)"
+	fi
+	is "$(runc_status h1 ct1)" running "$what: ct1 is still running on h1 (not paused)"
+	n=$(count_read "$count")
+	l=$(wc -l <"$out")
+	if wait_until 5 count_ge "$count" $((n + 5)) && wait_until 5 lines_ge "$out" $((l + 5)); then
+		ok "$what: ct1 keeps counting on h1, and writing to $out"
+	else
+		fail "$what: ct1 keeps counting on h1, and writing to $out" "count: $n, then $(cat "$count" 2>&1)" \
+			"lines of $out: $l, then $(wc -l <"$out")"
+	fi
+	is "$(on h2 runc list -q)" "" "$what: nothing is registered in h2's runc root"
+	check "$what: no bundle of ct1 is left on h2" test ! -e "$LAB_DIR/h2/cmt/bundles/ct1"
+	is "$(ls -d /sys/fs/cgroup/*/"$LAB_CGROUP_h2"/ct1 2>/dev/null)" "" "$what: no cgroup of ct1 on h2"
+	is "$(images_left h1)$(images_left h2)" "" "$what: no migration images are left on h1 or h2"
+}
+
+# ---------------------------------------------------------------------------
+
+lab_start 2
+work=$(mktemp -d /tmp/cmt-t13.XXXXXX)
+at_exit rm -rf "$work"
+at_exit 'on h1 runc delete --force ct1 >/dev/null 2>&1; on h2 runc delete --force ct1 >/dev/null 2>&1'
+
+# The container prints its count too: to its stdout, the host file $out
+# (outside the bundle, so in none of the container's mounts).
+out=$work/ct1-stdout.log
+make_bundle "$work/ct1" h1 sh -c 'i=0; while :; do i=$((i+1)); echo $i >/tmp/count; echo "count $i"; sleep 0.05; done' ||
+	bail "make_bundle failed"
+on h1 sh -c "cd '$work/ct1' && exec runc run -d ct1 </dev/null >'$out' 2>&1" || bail "runc run ct1 on h1 failed"
+count=$work/ct1/rootfs/tmp/count
+wait_until 10 count_ge "$count" 5 || bail "ct1 does not count on h1"
+pid=$(runc_pid h1 ct1)
+is "$(on h1 readlink "/proc/$pid/fd/1")" "$out" "ct1's stdout is the host file $out"
+check "ct1 writes to it" wait_until 5 lines_ge "$out" 3
+
+migrate_from h1 ct1 --to h2
+refused "default"
+
+if "$CMT" migrate --help 2>&1 | grep -q -- '--force'; then
+	# without the pre-migration checks: CRIU itself fails to dump, and cmt
+	# must explain CRIU's "Can't lookup mount" and resume the container
+	migrate_from h1 ct1 --to h2 --force
+	refused "--force (CRIU's own failure)"
+	jtest "--force: JSON error_host is h1 (the dump failed on the source)" 'd.get("error_host") == "h1"' \
+		"--force: JSON source_running is true" 'd.get("source_running") is True'
+else
+	diag "this cmt has no --force: CRIU's own failure is not reached"
+fi
