@@ -75,5 +75,13 @@ else
 fi
 
 say "statistics (--stats-file):"
-python3 -m json.tool "$work/stats.json"
+python3 - "$work/stats.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for k in ("result", "mode", "downtime_ms", "dump_ms", "transfer_ms", "restore_ms", "total_ms", "bytes_sent",
+          "image_bytes", "rootfs_bytes"):
+    v = d.get(k)
+    print(f"  {k:14} {v:.0f}" if isinstance(v, float) else f"  {k:14} {v}")
+print("  checks         " + ", ".join(f"{c['name']} {c['status']}" for c in d.get("checks", [])))
+PY
 say "tearing the lab down"
