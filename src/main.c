@@ -8,12 +8,14 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "engine/journal.h"
 #include "util/log.h"
 
 static const struct verb verbs[] = {
 	{ "migrate", cmd_migrate, "move a container or process tree to another host", help_migrate },
 	{ "check", cmd_check, "can this workload move to that host? (pre-migration checks)", help_check },
 	{ "hosts", cmd_hosts, "probe candidate hosts and rank the compatible ones", help_hosts },
+	{ "recover", cmd_recover, "finish or roll back migrations whose cmt died", help_recover },
 	{ "ps", cmd_ps, "list the containers of this host", help_ps },
 	{ "agent", cmd_agent, "the destination side (started by cmt through ssh)", help_agent },
 	{ "version", cmd_version, "print the versions of cmt, CRIU and runc", help_version },
@@ -118,6 +120,12 @@ int main(int argc, char **argv)
 				fputs(verbs[i].help, stdout);
 				return EXIT_OK;
 			}
+		}
+		/* A migration whose cmt died is finished or rolled back first. */
+		if (!strcmp(name, "migrate") || !strcmp(name, "check") || !strcmp(name, "ps")) {
+			struct error re = { 0 };
+			if (journal_recover(&c, true, &re) < 0)
+				log_warn("recovering earlier migrations: %s", re.msg);
 		}
 		optind = 0; /* reset getopt for the verb */
 		return verbs[i].run(&c, vargc, vargv);

@@ -12,6 +12,7 @@
 #include "drivers/driver.h"
 #include "drivers/ocispec.h"
 #include "engine/facts.h"
+#include "engine/journal.h"
 #include "engine/migrate.h"
 #include "util/spawn.h"
 #include "transport/proto.h"
@@ -52,6 +53,18 @@ static int reply_error(struct session *s, struct error *e)
 	return proto_send_error(&s->conn, e, s->c->cfg.name);
 }
 
+static void dest_journal(struct session *s, enum journal_state st)
+{
+	struct journal j = { .state = st, .kind = s->drv->kind };
+	struct error e = { 0 };
+
+	snprintf(j.workload, sizeof(j.workload), "%s", s->rq.id);
+	snprintf(j.peer, sizeof(j.peer), "%s", s->conn.peer);
+	snprintf(j.bundle, sizeof(j.bundle), "%s", s->rq.bundle);
+	if (journal_write(s->mig_dir, &j, &e) < 0)
+		log_warn("cannot write the migration journal: %s", e.msg);
+}
+
 /* Undo everything this session did on this host. */
 static void rollback(struct session *s)
 {
@@ -64,6 +77,11 @@ static void rollback(struct session *s)
 	error_clear(&tmp);
 	/* the images go; the logs stay for the post-mortem */
 	rm_rf(s->rq.images_dir, &tmp);
+	{
+		char jp[PATH_MAX + 16];
+		snprintf(jp, sizeof(jp), "%s/journal", s->mig_dir);
+		unlink(jp);
+	}
 	s->prepared = s->restored = false;
 }
 
@@ -135,6 +153,7 @@ static int on_prepare(struct session *s, struct msg *m, struct error *e)
 			return r;
 	}
 	s->prepared = true;
+	dest_journal(s, J_DEST_PREPARED);
 	return proto_send_msg(&s->conn, MSG_READY, NULL, e);
 }
 
@@ -250,6 +269,7 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 		if (r < 0)
 			return r;
 	}
+	dest_journal(s, J_DEST_RESTORED);
 	r = s->drv->restore(s->c, &s->rq, &pid, e);
 	if (r < 0)
 		return r;
@@ -433,6 +453,7 @@ static int serve(struct session *s)
 				break;
 			}
 			s->committed = true;
+			dest_journal(s, J_DEST_COMMITTED);
 			finish(s);
 			r = proto_send_msg(&s->conn, MSG_DONE, NULL, &e);
 			break;

@@ -64,4 +64,6 @@ extern const struct driver runc_driver;
 extern const struct driver pid_driver;
 
 const struct driver *driver_for(enum workload_kind kind);
+/* The freezer cgroup the pid driver uses for the tree rooted at pid. */
+void pid_freeze_cgroup_path(const struct ctx *c, pid_t pid, char *out, size_t n);
 void workload_free(struct workload *w);

@@ -96,6 +96,11 @@ static int set_freezer(const char *cg_abs, const char *state, struct error *e)
 	return error_set(e, ETIMEDOUT, "freezer cgroup %s did not reach %s", cg_abs, state);
 }
 
+void pid_freeze_cgroup_path(const struct ctx *c, pid_t pid, char *out, size_t n)
+{
+	snprintf(out, n, FREEZER_ROOT "/%s/freeze-%d", c->cfg.cgroup_parent[0] ? c->cfg.cgroup_parent : "cmt", (int)pid);
+}
+
 static int pid_inspect(struct ctx *c, const char *name, struct workload *w, struct error *e)
 {
 	char *end, path[64], comm[64] = "";
@@ -139,7 +144,7 @@ static int pid_freeze(struct ctx *c, struct workload *w, struct error *e)
 		return error_set(e, ENOMEM, "out of memory");
 	snprintf(cg_rel, sizeof(cg_rel), "%s/freeze-%d", c->cfg.cgroup_parent[0] ? c->cfg.cgroup_parent : "cmt",
 		 (int)w->pid);
-	snprintf(w->freeze_cg, sizeof(w->freeze_cg), FREEZER_ROOT "/%s", cg_rel);
+	pid_freeze_cgroup_path(c, w->pid, w->freeze_cg, sizeof(w->freeze_cg));
 	r = mkdir_p(w->freeze_cg, 0755, e);
 	if (r < 0)
 		goto out;
@@ -213,6 +218,8 @@ static int pid_thaw(struct ctx *c, struct workload *w, struct error *e)
 	if (!w->freeze_cg[0])
 		return 0;
 	if (w->frozen) {
+		if (!path_exists(w->freeze_cg))
+			return -ENOENT; /* never frozen (a crash before the freeze) */
 		r = set_freezer(w->freeze_cg, "THAWED", e);
 		if (r < 0)
 			return r;

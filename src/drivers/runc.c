@@ -198,6 +198,10 @@ static int runc_thaw(struct ctx *c, struct workload *w, struct error *e)
 	if (!w->frozen)
 		return 0;
 	r = runc_simple(c, w, "resume", NULL, "resume (runc resume)", e);
+	if (r < 0 && strstr(e->msg, "not paused")) {
+		error_clear(e); /* never frozen (a crash before the freeze): nothing to do */
+		r = 0;
+	}
 	if (r == 0)
 		w->frozen = false;
 	return r;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "criu/precheck.h"
+#include "engine/journal.h"
 #include "transport/rsh.h"
 #include "transport/tree.h"
 #include "util/fs.h"
@@ -107,6 +108,32 @@ static int send_restore(struct peer *p, const struct workload *w, struct migrate
 		st->restore_ms = (double)m.num[A_DURATION_US] / 1000.0;
 	msg_free(&m);
 	return 0;
+}
+
+/* The source's journal, written before each step (see journal.h). */
+static void journal_step(const char *mig_dir, enum journal_state state, const struct workload *w, const char *peer)
+{
+	struct journal j = { .state = state, .kind = w->kind };
+	struct error e = { 0 };
+
+	snprintf(j.workload, sizeof(j.workload), "%s", w->id);
+	snprintf(j.freeze_cg, sizeof(j.freeze_cg), "%s", w->freeze_cg);
+	snprintf(j.peer, sizeof(j.peer), "%s", peer);
+	if (journal_write(mig_dir, &j, &e) < 0)
+		log_warn("cannot write the migration journal: %s", e.msg);
+	if (w->orig_cgroups) {
+		char p[PATH_MAX + 32];
+		snprintf(p, sizeof(p), "%s/orig_cgroups", mig_dir);
+		write_file_atomic(p, w->orig_cgroups, strlen(w->orig_cgroups), 0600, &e);
+	}
+}
+
+static void journal_done(const char *mig_dir)
+{
+	char p[PATH_MAX + 16];
+
+	snprintf(p, sizeof(p), "%s/journal", mig_dir);
+	unlink(p);
 }
 
 static int run_hook(const struct migrate_opts *o, enum hook_phase ph, const struct workload *w,
@@ -243,9 +270,11 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		goto fail;
 
 	/* --- frozen from here until commit or rollback --- */
+	journal_step(mig_dir, J_FROZEN, &w, o->to);
 	r = drv->freeze(c, &w, e);
 	if (r < 0)
 		goto fail;
+	journal_step(mig_dir, J_FROZEN, &w, o->to);
 	st->t_frozen = now_ms();
 	log_debug("%s frozen", w.label);
 	r = drv->dump(c, &w, images, work, e);
@@ -281,6 +310,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	log_debug("running on %s as pid %d after %.0f ms frozen", p.name, st->dest_pid, st->t_restored - st->t_frozen);
 
 	/* Commit: the destination keeps its copy, then the source copy goes. */
+	journal_step(mig_dir, J_COMMITTING, &w, o->to);
 	r = proto_send_msg(&p.conn, MSG_COMMIT, NULL, e);
 	if (r >= 0) {
 		committed = true;
@@ -331,6 +361,8 @@ fail:
 	}
 	if (st->source_thawed)
 		log_info("%s keeps running on %s", w.label, c->cfg.name);
+	if (!w.frozen)
+		journal_done(mig_dir); /* rolled back: nothing left to recover */
 	if (started) {
 		struct error he = { 0 };
 		if (run_hook(o, HOOK_FAILED_RESTORE, &w, st, e->msg, &he) < 0)

@@ -39,6 +39,14 @@
 # run part of itself in a ( subshell ) with its own lab, which is gone when the
 # subshell ends. Test numbering is shared with subshells.
 
+# Descriptors inherited from whatever started the test would leak into the
+# workloads it starts (and CRIU, rightly, refuses files from outside them).
+for _lib_fd in /proc/$$/fd/*; do
+	_lib_fd=${_lib_fd##*/}
+	[ "$_lib_fd" -gt 2 ] && [ "$_lib_fd" != 255 ] && eval "exec $_lib_fd>&-"
+done 2>/dev/null
+unset _lib_fd
+
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CMT=${CMT:-$REPO/build/cmt}
 case $CMT in /*) ;; *) CMT=$(pwd)/$CMT ;; esac

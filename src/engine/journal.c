@@ -1,0 +1,204 @@
+#include "engine/journal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/log.h"
+
+static const char *names[] = { "prepared", "frozen", "committing", "dest-prepared", "dest-restored", "dest-committed" };
+
+const char *journal_state_name(enum journal_state s)
+{
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
+}
+
+int journal_write(const char *mig_dir, const struct journal *j, struct error *e)
+{
+	char path[PATH_MAX + 16], buf[4 * PATH_MAX];
+	int n;
+
+	snprintf(path, sizeof(path), "%s/journal", mig_dir);
+	n = snprintf(buf, sizeof(buf), "state=%s\nkind=%d\nworkload=%s\nfreeze_cg=%s\npeer=%s\nbundle=%s\n",
+		     journal_state_name(j->state), (int)j->kind, j->workload, j->freeze_cg, j->peer, j->bundle);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return error_set(e, ENAMETOOLONG, "journal entry too long");
+	return write_file_atomic(path, buf, (size_t)n, 0600, e);
+}
+
+int journal_read(const char *mig_dir, struct journal *j, struct error *e)
+{
+	char path[PATH_MAX + 16];
+	_cleanup_free_ char *text = NULL;
+	int r;
+
+	memset(j, 0, sizeof(*j));
+	snprintf(path, sizeof(path), "%s/journal", mig_dir);
+	snprintf(j->path, sizeof(j->path), "%s", path);
+	r = read_file(path, 64 * 1024, &text, NULL, e);
+	if (r < 0)
+		return r;
+	bool have_state = false;
+	for (char *l = text, *nl; l && *l; l = nl) {
+		nl = strchr(l, '\n');
+		if (nl)
+			*nl++ = 0;
+		char *eq = strchr(l, '=');
+		if (!eq)
+			return error_set(e, EINVAL, "corrupted journal %s: line '%s'", path, l);
+		*eq = 0;
+		const char *v = eq + 1;
+		if (!strcmp(l, "state")) {
+			for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+				if (!strcmp(v, names[i])) {
+					j->state = (enum journal_state)i;
+					have_state = true;
+				}
+		} else if (!strcmp(l, "kind")) {
+			j->kind = (enum workload_kind)atoi(v);
+		} else if (!strcmp(l, "workload")) {
+			snprintf(j->workload, sizeof(j->workload), "%s", v);
+		} else if (!strcmp(l, "freeze_cg")) {
+			snprintf(j->freeze_cg, sizeof(j->freeze_cg), "%s", v);
+		} else if (!strcmp(l, "peer")) {
+			snprintf(j->peer, sizeof(j->peer), "%s", v);
+		} else if (!strcmp(l, "bundle")) {
+			snprintf(j->bundle, sizeof(j->bundle), "%s", v);
+		}
+	}
+	if (!have_state || (j->kind != KIND_RUNC && j->kind != KIND_PID) || !j->workload[0])
+		return error_set(e, EINVAL, "corrupted journal %s: missing or unknown state, kind or workload", path);
+	return 0;
+}
+
+/* Is the cmt that owns this migration still alive?  It holds the lock. */
+static bool owner_alive(struct ctx *c, const struct journal *j)
+{
+	char path[PATH_MAX + 300];
+	int fd;
+	bool alive;
+
+	if (j->state >= J_DEST_PREPARED)
+		snprintf(path, sizeof(path), "%s/locks/incoming-%s.lock", c->cfg.root, j->workload);
+	else
+		snprintf(path, sizeof(path), "%s/locks/%s-%s.lock", c->cfg.root, j->kind == KIND_RUNC ? "container" : "pid",
+			 j->workload);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	alive = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	close(fd); /* drops the lock if we just took it */
+	return alive;
+}
+
+static int recover_one(struct ctx *c, const char *mig_dir, const char *id, bool quiet, struct error *e)
+{
+	struct journal j;
+	struct workload w;
+	const struct driver *drv;
+	int r;
+
+	r = journal_read(mig_dir, &j, e);
+	if (r < 0)
+		return r;
+	if (owner_alive(c, &j))
+		return 0;
+	drv = driver_for(j.kind);
+	memset(&w, 0, sizeof(w));
+	w.kind = j.kind;
+	snprintf(w.id, sizeof(w.id), "%s", j.workload);
+	snprintf(w.label, sizeof(w.label), "%s %s", j.kind == KIND_RUNC ? "container" : "process tree", j.workload);
+	snprintf(w.freeze_cg, sizeof(w.freeze_cg), "%s", j.freeze_cg);
+	w.pid = j.kind == KIND_PID ? (pid_t)atoi(j.workload) : 0;
+	if (j.kind == KIND_PID) {
+		char op[PATH_MAX + 32];
+		struct error tmp = { 0 };
+		snprintf(op, sizeof(op), "%s/orig_cgroups", mig_dir);
+		if (path_exists(op))
+			read_file(op, 1 << 20, &w.orig_cgroups, NULL, &tmp);
+		if (!w.freeze_cg[0])
+			pid_freeze_cgroup_path(c, w.pid, w.freeze_cg, sizeof(w.freeze_cg));
+	}
+	switch (j.state) {
+	case J_PREPARED:
+	case J_FROZEN:
+		/* the commit was never sent: the workload belongs here */
+		w.frozen = j.state == J_FROZEN;
+		r = drv->thaw(c, &w, e);
+		workload_free(&w);
+		if (r < 0 && r != -ENOENT)
+			return error_wrap(e, "cannot resume %s (migration %s)", w.label, id);
+		if (!quiet)
+			printf("recovered migration %s: %s resumed on %s (the migration to %s had not committed)\n", id,
+			       w.label, c->cfg.name, j.peer);
+		break;
+	case J_COMMITTING:
+		/* COMMIT was sent but not acknowledged: the destination may run it. */
+		if (!quiet)
+			printf("migration %s is in doubt: %s is left frozen on %s; check whether it runs on %s, then "
+			       "remove the copy here (runc delete --force) or resume it (runc resume)\n",
+			       id, w.label, c->cfg.name, j.peer);
+		return 1; /* keep the journal: a human decides */
+	case J_DEST_PREPARED:
+	case J_DEST_RESTORED: {
+		/* the source never got DONE: it still has its copy; remove ours */
+		struct restore_req rq = { .kind = j.kind };
+		snprintf(rq.id, sizeof(rq.id), "%s", j.workload);
+		snprintf(rq.bundle, sizeof(rq.bundle), "%s", j.bundle);
+		rq.host = c->cfg.name;
+		drv->undo_restore(c, &rq, e);
+		error_clear(e);
+		if (!quiet)
+			printf("recovered incoming migration %s: the half-restored %s was removed from %s\n", id, w.label,
+			       c->cfg.name);
+		break;
+	}
+	case J_DEST_COMMITTED:
+		break; /* done: only the directory is left */
+	}
+	struct error tmp = { 0 };
+	char images[PATH_MAX + 16];
+	snprintf(images, sizeof(images), "%s/images", mig_dir);
+	rm_rf(images, &tmp);
+	unlink(j.path);
+	return 1;
+}
+
+int journal_recover(struct ctx *c, bool quiet, struct error *e)
+{
+	char dir[PATH_MAX + 16];
+	DIR *d;
+	struct dirent *de;
+	int n = 0;
+
+	snprintf(dir, sizeof(dir), "%s/migrations", c->cfg.root);
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		char mig[PATH_MAX + 300], jp[PATH_MAX + 320];
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(mig, sizeof(mig), "%s/%s", dir, de->d_name);
+		snprintf(jp, sizeof(jp), "%s/journal", mig);
+		if (!path_exists(jp))
+			continue;
+		struct error one = { 0 };
+		int r = recover_one(c, mig, de->d_name, quiet, &one);
+		if (r < 0) {
+			log_warn("%s", one.msg);
+			if (!e->code)
+				*e = one;
+		}
+		n += r > 0;
+	}
+	closedir(d);
+	return e->code ? -e->code : n;
+}

@@ -1,0 +1,37 @@
+/* The migration journal: each side writes the state of a migration in
+ * progress to <root>/migrations/<id>/journal before each step, so that after
+ * a crash (SIGKILL at any point) the next cmt on that host can finish or roll
+ * the migration back.  A migration whose lock is still held is alive and is
+ * left alone.
+ *
+ * Source states:  prepared -> frozen -> committing -> (removed when done)
+ * Destination:    the agent rolls back by itself when the source goes away
+ *                 before COMMIT; its journal says what to remove after a crash. */
+#pragma once
+#include <limits.h>
+#include <stdbool.h>
+
+#include "drivers/driver.h"
+#include "engine/context.h"
+
+enum journal_state { J_PREPARED, J_FROZEN, J_COMMITTING, J_DEST_PREPARED, J_DEST_RESTORED, J_DEST_COMMITTED };
+
+struct journal {
+	char path[PATH_MAX];
+	enum journal_state state;
+	enum workload_kind kind;
+	char workload[256];     /* container ID or pid */
+	char freeze_cg[PATH_MAX];
+	char peer[256];
+	char bundle[PATH_MAX];  /* destination: received bundle */
+};
+
+const char *journal_state_name(enum journal_state s);
+/* Writes (atomically) the journal of migration dir mig_dir. */
+int journal_write(const char *mig_dir, const struct journal *j, struct error *e);
+int journal_read(const char *mig_dir, struct journal *j, struct error *e);
+
+/* Finishes or rolls back every migration of this host whose cmt is gone.
+ * Prints what it did (one line each) unless quiet.  Returns how many
+ * migrations it handled, negative on error. */
+int journal_recover(struct ctx *c, bool quiet, struct error *e);
