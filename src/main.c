@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "engine/journal.h"
+#include "transport/rsh.h"
 #include "util/log.h"
 
 static const struct verb verbs[] = {
@@ -107,6 +108,7 @@ int main(int argc, char **argv)
 	if (runc_root && snprintf(c.cfg.runc_root, sizeof(c.cfg.runc_root), "%s", runc_root) >= (int)sizeof(c.cfg.runc_root))
 		return usage_error(NULL, "--runc-root is too long");
 
+	snprintf(rsh_control_dir, sizeof(rsh_control_dir), "%s/ssh", c.cfg.root);
 	const char *name = argv[optind];
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
 		if (strcmp(name, verbs[i].name) != 0)

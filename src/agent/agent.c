@@ -355,6 +355,39 @@ static int on_cpu_check(struct session *s, struct msg *m, struct error *e)
 	return r;
 }
 
+/* Which of these absolute paths exist here (bind-mount sources of a
+ * container): existence only, nothing is read. */
+static int on_paths(struct session *s, struct msg *m, struct error *e)
+{
+	const char *p = m->str[A_FACTS];
+	size_t cap = strlen(p) * 2 + 64, l = 0;
+	char *out = malloc(cap);
+	struct mbuf mb;
+	int r, n = 0;
+
+	if (!out)
+		return error_set(e, ENOMEM, "out of memory");
+	out[0] = 0;
+	while (*p && n < 256) {
+		size_t k = strcspn(p, "\n");
+		char path[PATH_MAX];
+		struct stat st;
+		if (k > 0 && k < sizeof(path) && p[0] == '/') {
+			memcpy(path, p, k);
+			path[k] = 0;
+			l += (size_t)snprintf(out + l, cap - l, "%d %s\n", stat(path, &st) == 0, path);
+		}
+		p += k + (p[k] == '\n');
+		n++;
+	}
+	mb_init(&mb);
+	mb_str(&mb, A_FACTS, out);
+	free(out);
+	r = proto_send_msg(&s->conn, MSG_PATHS, &mb, e);
+	mb_free(&mb);
+	return r;
+}
+
 static int handshake(struct session *s, struct error *e)
 {
 	struct msg m;
@@ -432,6 +465,9 @@ static int serve(struct session *s)
 			break;
 		}
 		switch (f.type) {
+		case MSG_PATHS_REQ:
+			r = on_paths(s, &m, &e);
+			break;
 		case MSG_PING:
 			r = proto_send_msg(&s->conn, MSG_PONG, NULL, &e);
 			break;

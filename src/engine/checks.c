@@ -42,7 +42,8 @@ int checks_failed(const struct check_list *l)
 
 bool check_is_about_destination(const char *name)
 {
-	static const char *dest[] = { "criu-destination", "criu-versions", "runc", "memory", "disk", "cpu", "lazy-pages" };
+	static const char *dest[] = { "criu-destination", "criu-versions", "runc", "memory", "disk", "cpu", "lazy-pages",
+				       "mounts" };
 
 	for (size_t i = 0; i < sizeof(dest) / sizeof(dest[0]); i++)
 		if (!strcmp(name, dest[i]))
@@ -106,6 +107,16 @@ void checks_evaluate(const struct facts *src, const struct facts *dst, const str
 				  dh);
 		else
 			check_add(l, "criu-versions", CHECK_PASS, NULL, "CRIU %s on both", facts_get(src, "criu_version"));
+	}
+	{
+		/* kernel C/R features, per host: what each migration mode relies on */
+		const char *need_dirty = mode && !strcmp(mode, "precopy") ? " (native pre-copy)" : "";
+		check_add(l, "kernel-features", CHECK_PASS, NULL,
+			  "dirty-memory tracking%s: %s here, %s on %s; userfaultfd lazy pages: %s here, %s on %s", need_dirty,
+			  facts_num(src, "feature_mem_dirty_track", 0) ? "yes" : "no",
+			  facts_num(dst, "feature_mem_dirty_track", 0) ? "yes" : "no", dh,
+			  facts_num(src, "feature_lazy_pages", 0) ? "yes" : "no",
+			  facts_num(dst, "feature_lazy_pages", 0) ? "yes" : "no", dh);
 	}
 	if (w && w->kind == KIND_RUNC) {
 		if (facts_get(dst, "runc_error"))
@@ -190,6 +201,101 @@ void checks_evaluate(const struct facts *src, const struct facts *dst, const str
 	}
 }
 
+/* A container's bundle: config.json readable and valid, the root filesystem
+ * readable, and the source of every bind mount outside it present here and
+ * on the destination (cmt does not carry such mounts yet). */
+static int check_bundle(struct peer *p, const struct workload *w, struct check_list *l, struct error *e)
+{
+	json_error_t je;
+	json_t *cfg, *mounts, *mt;
+	size_t i;
+	char *req = NULL;
+	size_t rl = 0, rcap = 0;
+	int nbind = 0, r = 0;
+
+	if (access(w->rootfs, R_OK | X_OK) < 0) {
+		check_add(l, "bundle", CHECK_FAIL, "check the container's bundle on this host",
+			  "root filesystem %s is not readable: %s", w->rootfs, strerror(errno));
+		return 0;
+	}
+	cfg = json_loads(w->config_json, 0, &je);
+	if (!cfg) {
+		check_add(l, "bundle", CHECK_FAIL, "fix the container's config.json", "config.json of %s: %s", w->id,
+			  je.text);
+		return 0;
+	}
+	mounts = json_object_get(cfg, "mounts");
+	json_array_foreach(mounts, i, mt)
+	{
+		const char *type = json_string_value(json_object_get(mt, "type"));
+		const char *src = json_string_value(json_object_get(mt, "source"));
+		json_t *opts = json_object_get(mt, "options"), *o;
+		size_t k;
+		bool bind = type && !strcmp(type, "bind");
+		json_array_foreach(opts, k, o)
+		{
+			const char *os = json_string_value(o);
+			bind |= os && (!strcmp(os, "bind") || !strcmp(os, "rbind"));
+		}
+		if (!bind || !src || src[0] != '/')
+			continue;
+		if (access(src, F_OK) < 0) {
+			check_add(l, "bundle", CHECK_FAIL, "create it or remove the mount from config.json",
+				  "bind mount source %s of %s is missing here", src, w->id);
+			json_decref(cfg);
+			free(req);
+			return 0;
+		}
+		size_t need = rl + strlen(src) + 2;
+		if (need > rcap) {
+			rcap = need * 2;
+			char *nr = realloc(req, rcap);
+			if (!nr) {
+				json_decref(cfg);
+				free(req);
+				return error_set(e, ENOMEM, "out of memory");
+			}
+			req = nr;
+		}
+		rl += (size_t)sprintf(req + rl, "%s\n", src);
+		nbind++;
+	}
+	json_decref(cfg);
+	check_add(l, "bundle", CHECK_PASS, NULL, "config.json and root filesystem %s readable, %d bind mount(s)", w->rootfs,
+		  nbind);
+	if (!nbind)
+		return 0;
+	struct mbuf mb;
+	struct msg m;
+	mb_init(&mb);
+	mb_str(&mb, A_FACTS, req);
+	free(req);
+	r = proto_send_msg(&p->conn, MSG_PATHS_REQ, &mb, e);
+	mb_free(&mb);
+	if (r < 0 || (r = proto_recv_msg(&p->conn, MSG_PATHS, &m, e)) < 0)
+		return r;
+	char missing[400] = "";
+	size_t ml = 0;
+	int nmiss = 0;
+	for (const char *q = m.str[A_FACTS]; *q; q += strcspn(q, "\n") + (q[strcspn(q, "\n")] == '\n')) {
+		if (q[0] == '0' && q[1] == ' ') {
+			nmiss++;
+			ml += (size_t)snprintf(missing + ml, sizeof(missing) - ml, "%s%.*s", ml ? ", " : "",
+					       (int)strcspn(q + 2, "\n"), q + 2);
+			if (ml >= sizeof(missing))
+				ml = sizeof(missing) - 1;
+		}
+	}
+	msg_free(&m);
+	if (nmiss)
+		check_add(l, "mounts", CHECK_FAIL,
+			  "create these paths on the destination (or use shared storage) before migrating",
+			  "%d bind mount source(s) missing on %s: %s", nmiss, p->name, missing);
+	else
+		check_add(l, "mounts", CHECK_PASS, NULL, "all %d bind mount source(s) exist on %s", nbind, p->name);
+	return 0;
+}
+
 /* CPU: CRIU's cpuinfo image of this host, checked by CRIU on the other. */
 static int check_cpu(struct ctx *c, struct peer *p, struct check_list *l, struct error *e)
 {
@@ -265,6 +371,8 @@ int checks_run(struct ctx *c, struct peer *p, const struct workload *w, const ch
 	if (w)
 		criu_precheck(w->pid, &pc);
 	checks_evaluate(&l->src, &l->dst, w, w ? &pc : NULL, mode, l);
+	if (w && w->kind == KIND_RUNC && w->config_json && (r = check_bundle(p, w, l, e)) < 0)
+		return r;
 	if (w)
 		return check_cpu(c, p, l, e);
 	return 0;

@@ -61,6 +61,8 @@ static const struct {
 	{ MSG_CPU_RESULT, "CPU_RESULT", BIT(A_FLAGS), true },
 	{ MSG_PING, "PING", 0, true },
 	{ MSG_PONG, "PONG", 0, true },
+	{ MSG_PATHS_REQ, "PATHS_REQ", BIT(A_FACTS), true },
+	{ MSG_PATHS, "PATHS", BIT(A_FACTS), true },
 	{ MSG_PREPARE, "PREPARE", BIT(A_MIGRATION_ID) | BIT(A_KIND) | BIT(A_WORKLOAD) | BIT(A_MODE), true },
 	{ MSG_READY, "READY", 0, true },
 	{ MSG_STREAM_BEGIN, "STREAM_BEGIN", BIT(A_AREA), true },

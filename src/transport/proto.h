@@ -29,6 +29,8 @@ enum msg_type {
 	MSG_CPU_RESULT = 0x0007,   /* agent -> source: can this CPU run it (A_FLAGS bit 0), why */
 	MSG_PING = 0x0008,         /* source -> agent: round-trip probe */
 	MSG_PONG = 0x0009,         /* agent -> source: answer to PING */
+	MSG_PATHS_REQ = 0x000A,    /* source -> agent: do these paths exist? (A_FACTS: one path per line) */
+	MSG_PATHS = 0x000B,        /* agent -> source: "1 path" / "0 path" lines, same order */
 	MSG_PREPARE = 0x0010,      /* source -> agent: a migration starts */
 	MSG_READY = 0x0011,        /* agent -> source: prepared */
 	MSG_STREAM_BEGIN = 0x0020, /* source -> agent: a transfer stream opens on a channel */

@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "util/fs.h"
 #include "util/log.h"
 #include "util/spawn.h"
 
@@ -50,6 +52,32 @@ int split_words(char *buf, char *words[], int max, struct error *e)
 	return n;
 }
 
+char rsh_control_dir[256];
+
+/* argv[0..n) is the remote shell: add connection sharing to a plain ssh. */
+static int add_sharing(char *argv[], int n, const char *rsh, char *opts, size_t olen)
+{
+	const char *base = strrchr(argv[0], '/');
+
+	base = base ? base + 1 : argv[0];
+	if (!rsh_control_dir[0] || strcmp(base, "ssh") != 0 || strstr(rsh, "ControlPath") || strstr(rsh, "ControlMaster") ||
+	    strstr(rsh, " -S"))
+		return n;
+	/* a socket path is at most 108 bytes: %C is 40, ssh adds ~17 while binding */
+	struct error tmp = { 0 };
+	if (strlen(rsh_control_dir) > 48 || mkdir_p(rsh_control_dir, 0700, &tmp) < 0)
+		return n;
+	snprintf(opts, olen, "ControlPath=%s/%%C", rsh_control_dir);
+	memmove(argv + 7, argv + 1, (size_t)(n - 1) * sizeof(argv[0]));
+	argv[1] = "-o";
+	argv[2] = "ControlMaster=auto";
+	argv[3] = "-o";
+	argv[4] = "ControlPersist=60";
+	argv[5] = "-o";
+	argv[6] = opts;
+	return n + 6;
+}
+
 int proto_version_check(unsigned major, unsigned minor, const char *software, const char *where, struct error *e)
 {
 	if (major != PROTO_MAJOR) {
@@ -65,8 +93,8 @@ int proto_version_check(unsigned major, unsigned minor, const char *software, co
 int peer_connect(struct peer *p, const char *rsh, const char *host, const char *remote_cmt, const char *my_name,
 		 struct error *e)
 {
-	char rbuf[1024], cbuf[1024];
-	char *argv[2 * RSH_MAX_WORDS + 4];
+	char rbuf[1024], cbuf[1024], ctl[320];
+	char *argv[2 * RSH_MAX_WORDS + 12];
 	int n, m, to, from, r;
 	struct mbuf mb;
 	struct msg msg;
@@ -85,6 +113,7 @@ int peer_connect(struct peer *p, const char *rsh, const char *host, const char *
 		return error_wrap(e, "bad --rsh");
 	if (n == 0)
 		return error_set(e, EINVAL, "--rsh is empty");
+	n = add_sharing(argv, n, rsh, ctl, sizeof(ctl));
 	argv[n++] = (char *)host;
 	m = split_words(cbuf, argv + n, RSH_MAX_WORDS, e);
 	if (m < 0)

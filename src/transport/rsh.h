@@ -22,6 +22,12 @@ struct peer {
 	unsigned peer_major, peer_minor;
 };
 
+/* Where OpenSSH control sockets go ("" = no connection sharing).  When the
+ * remote shell is plain `ssh` without its own ControlPath/ControlMaster
+ * options, cmt adds ControlMaster=auto, ControlPersist=60 and this
+ * directory, so that probes and migrations to one host share a connection. */
+extern char rsh_control_dir[256];
+
 /* Starts the agent on host and performs the HELLO/WELCOME handshake. */
 int peer_connect(struct peer *p, const char *rsh, const char *host, const char *remote_cmt, const char *my_name,
 		 struct error *e);

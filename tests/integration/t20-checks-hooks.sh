@@ -51,6 +51,23 @@ check "the failing check is criu-destination, with a hint" python3 -c 'import js
 human=$(on h1 "$CMT" check ct1 --to h3 --rsh "$RSH" --remote-cmt "$CMT" 2>&1)
 check "the human table names the check" grep -q 'fail *criu-destination' <<<"$human"
 
+# A bind mount whose source exists on h1 only (h1's own /var/lib/cmt).
+make_bundle "$work/ct2" h1 sh -c 'while :; do sleep 1; done'
+on h1 mkdir -p /var/lib/cmt/vol-t20
+python3 - "$work/ct2/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]; c = json.load(open(p))
+c["mounts"].append({"destination": "/data", "type": "bind", "source": "/var/lib/cmt/vol-t20", "options": ["rbind", "rw"]})
+json.dump(c, open(p, "w"), indent=1)
+PY
+on h1 sh -c "cd '$work/ct2' && exec runc run -d ct2 </dev/null >/dev/null 2>&1"
+at_exit "on h1 runc delete -f ct2 >/dev/null 2>&1"
+out=$(on h1 "$CMT" check ct2 --to h2 --rsh "$RSH" --remote-cmt "$CMT" --json)
+is "$?" 1 "a bind mount missing on the destination fails the check"
+check "the mounts check names the path and h2" python3 -c 'import json,sys; d=json.loads(sys.argv[1]); m=[c for c in d["checks"] if c["name"]=="mounts"][0]; assert m["status"]=="fail" and "/var/lib/cmt/vol-t20" in m["detail"] and "h2" in m["detail"], m; b=[c for c in d["checks"] if c["name"]=="bundle"][0]; assert b["status"]=="pass", b' "$out"
+check "the kernel features are reported per host" python3 -c 'import json,sys; d=json.loads(sys.argv[1]); k=[c for c in d["checks"] if c["name"]=="kernel-features"][0]; assert "lazy pages" in k["detail"] and "h2" in k["detail"], k' "$out"
+on h1 runc delete -f ct2 >/dev/null 2>&1
+
 # --- migrate refuses, --force fails cleanly ---------------------------------
 err=$(on h1 "$CMT" migrate ct1 --to h3 --rsh "$RSH" --remote-cmt "$CMT" 2>&1 >/dev/null)
 rc=$?
