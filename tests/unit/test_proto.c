@@ -76,6 +76,8 @@ static const struct mspec msgs[] = {
 	{ 0x0007, "CPU_RESULT", true, { 19 } },
 	{ 0x0008, "PING", true, { 0 } },
 	{ 0x0009, "PONG", true, { 0 } },
+	{ 0x000A, "PATHS_REQ", true, { 21 } },
+	{ 0x000B, "PATHS", true, { 21 } },
 	{ 0x0010, "PREPARE", true, { 10, 11, 12, 13 } },
 	{ 0x0011, "READY", true, { 0 } },
 	{ 0x0020, "STREAM_BEGIN", true, { 14 } },
