@@ -411,7 +411,7 @@ static void test_header_rejects(void)
 	}
 
 	/* unknown types */
-	static const uint16_t unknown[] = { 0x0000, 0x000a, 0x000f, 0x0012, 0x0024, 0x0032, 0x0043, 0x0100, 0x2100, 0xffff };
+	static const uint16_t unknown[] = { 0x0000, 0x000c, 0x000f, 0x0012, 0x0024, 0x0032, 0x0043, 0x0100, 0x2100, 0xffff };
 	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
 		make_hdr_raw(h, 0, unknown[i], 0xCA, 0, 0, NULL);
 		error_clear(&e);
