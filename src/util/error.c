@@ -9,39 +9,42 @@ static void vfmt(char *dst, size_t n, const char *fmt, va_list ap)
 	vsnprintf(dst, n, fmt, ap);
 }
 
-int error_set(struct error *e, int code, const char *fmt, ...)
+static int verror(struct error *e, int code, bool with_strerror, const char *fmt, va_list ap)
 {
-	va_list ap;
-
 	if (code <= 0)
 		code = code < 0 ? -code : EIO;
 	if (!e)
 		return -code;
 	e->code = code;
 	e->hint[0] = e->detail[0] = e->host[0] = 0;
-	va_start(ap, fmt);
 	vfmt(e->msg, sizeof(e->msg), fmt, ap);
-	va_end(ap);
+	if (with_strerror) {
+		size_t l = strlen(e->msg);
+		snprintf(e->msg + l, sizeof(e->msg) - l, ": %s", strerror(code));
+	}
 	return -code;
+}
+
+int error_set(struct error *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = verror(e, code, false, fmt, ap);
+	va_end(ap);
+	return r;
 }
 
 int error_errno(struct error *e, int code, const char *fmt, ...)
 {
 	va_list ap;
-	size_t l;
+	int r;
 
-	if (code <= 0)
-		code = code < 0 ? -code : EIO;
-	if (!e)
-		return -code;
-	e->code = code;
-	e->hint[0] = e->detail[0] = e->host[0] = 0;
 	va_start(ap, fmt);
-	vfmt(e->msg, sizeof(e->msg), fmt, ap);
+	r = verror(e, code, true, fmt, ap);
 	va_end(ap);
-	l = strlen(e->msg);
-	snprintf(e->msg + l, sizeof(e->msg) - l, ": %s", strerror(code));
-	return -code;
+	return r;
 }
 
 int error_wrap(struct error *e, const char *fmt, ...)

@@ -304,3 +304,120 @@ with open(path + ".tmp", "w") as f:
     json.dump(spec, f, indent=2)
 os.rename(path + ".tmp", path)
 '
+
+# --- migration test helpers ----------------------------------------------------
+# (used by the migration tests; migrate_from writes into $work, which the
+# test sets to its own temporary directory)
+
+# the system's python for the JSON checks (a python3 found earlier on PATH can
+# be a version manager's shim that costs half a second a call)
+PY=python3
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+
+# jtest evaluates its Python expressions on the JSON object d with this
+_JSON_PY='
+import json, re, sys
+args = sys.argv[2:]
+try:
+    d = json.loads(sys.argv[1])
+except Exception as e:
+    d, bad = None, "the last line of stdout is not JSON: %s" % e
+for i in range(1, len(args), 2):
+    if d is None:
+        print("F " + bad)
+        continue
+    try:
+        r = eval(args[i], {"d": d, "re": re, "json": json})
+        print("P" if r else "F %s is false" % args[i])
+    except Exception as e:
+        print(("F %s: %s: %s" % (args[i], type(e).__name__, e)).replace("\n", " "))
+'
+
+# migrate_from HOST ARGS...: `cmt migrate ARGS... --json` on HOST through the
+# lab's ssh; sets MIG_RC, MIG_JSON (the last line of stdout), MIG_ERR (stderr).
+migrate_from() {
+	local host=$1
+	shift
+	on "$host" "$CMT" migrate "$@" --rsh "ssh -F $LAB_SSH_CONFIG" --remote-cmt "$CMT" --json \
+		>"$work/mig.out" 2>"$work/mig.err" </dev/null
+	MIG_RC=$?
+	MIG_JSON=$(tail -n 1 "$work/mig.out")
+	MIG_ERR=$(cat "$work/mig.err")
+	diag "cmt migrate $* (on $host): exit $MIG_RC"
+	diag "$MIG_ERR"
+}
+
+# jtest DESC EXPR [DESC EXPR...]: for each pair, ok when the Python expression
+# EXPR holds for the JSON object d, the result of the last migrate_from (re
+# and json are there too). One python run for all the pairs.
+jtest() {
+	local res i=0 line
+	mapfile -t res < <("$PY" -c "$_JSON_PY" "$MIG_JSON" "$@" 2>&1)
+	while [ $# -ge 2 ]; do
+		line=${res[i]:-F no answer from python: ${res[*]}}
+		if [ "$line" = P ]; then
+			ok "$1"
+		else
+			fail "$1" "${line#F }" "JSON: $MIG_JSON"
+		fi
+		shift 2
+		i=$((i + 1))
+	done
+}
+
+# count_now FILE: the number in FILE (fails while the file is empty or absent,
+# e.g. between the truncation and the write of `echo $i >FILE`).
+count_now() {
+	local v
+	v=$(cat "$1" 2>/dev/null) || return 1
+	[[ $v =~ ^[0-9]+$ ]] || return 1
+	echo "$v"
+}
+
+# count_read FILE: the number in FILE, retrying through the moment between the
+# truncation and the write of `echo $i >FILE`
+count_read() {
+	local i
+	for i in $(seq 1 40); do
+		count_now "$1" && return 0
+		sleep 0.05
+	done
+	echo 0
+	return 1
+}
+
+count_ge() { local v; v=$(count_now "$1") && [ "$v" -ge "$2" ]; }
+
+# watch_count FILE MIN ADVANCE SECS: sample FILE every 50 ms until its number
+# has grown by ADVANCE since the first sample. Fails at once if a sample is
+# below MIN or below the sample before it (a counter that started again), or
+# after SECS without the advance. WATCHED: what was seen.
+watch_count() {
+	local file=$1 min=$2 adv=$3 secs=$4 first="" prev="" v deadline
+	deadline=$((${EPOCHREALTIME/./} / 1000 + secs * 1000))
+	WATCHED=""
+	while :; do
+		if v=$(count_now "$file"); then
+			WATCHED+="$v "
+			[ -n "$first" ] || first=$v
+			if [ "$v" -lt "$min" ] || { [ -n "$prev" ] && [ "$v" -lt "$prev" ]; }; then
+				WATCHED+="(went back: a fresh counter, not the migrated one)"
+				return 1
+			fi
+			prev=$v
+			[ "$v" -ge $((first + adv)) ] && return 0
+		fi
+		[ $((${EPOCHREALTIME/./} / 1000)) -lt "$deadline" ] || { WATCHED+="(timed out)"; return 1; }
+		sleep 0.05
+	done
+}
+
+runc_status() { on "$1" runc state "$2" 2>/dev/null | sed -n 's/^ *"status": "\(.*\)",$/\1/p'; }
+
+runc_pid() { on "$1" runc state "$2" 2>/dev/null | sed -n 's/^ *"pid": \([0-9]*\),$/\1/p'; }
+
+marker_pids() { on "$1" pgrep -f "$2" | tr '\n' ' ' | sed 's/ $//'; }
+
+# what is left of migrations under a host's state root: image directories only
+# (a failed run keeps its CRIU logs, but images must always go)
+images_left() { find "$LAB_DIR/$1/cmt/migrations" -name images 2>/dev/null; }

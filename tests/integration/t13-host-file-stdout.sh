@@ -15,92 +15,9 @@ require_root
 require_cmt
 require_cmd runc busybox python3
 
-# Descriptors inherited from whoever started this test would leak into the
-# workload (through `on`); here only the one file under test may be outside.
-for fd in "/proc/$$/fd/"*; do
-	fd=${fd##*/}
-	[ "$fd" -gt 2 ] && [ "$fd" != 255 ] && eval "exec $fd>&-"
-done
-
 # --- helpers -----------------------------------------------------------------
 
-# the system's python for the JSON checks (a python3 found earlier on PATH can
-# be a version manager's shim that costs half a second a call)
-PY=python3
-[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
-
-# migrate_from HOST ARGS...: `cmt migrate ARGS... --json` on HOST through the
-# lab's ssh; sets MIG_RC, MIG_JSON (the last line of stdout), MIG_ERR (stderr).
-migrate_from() {
-	local host=$1
-	shift
-	on "$host" "$CMT" migrate "$@" --rsh "ssh -F $LAB_SSH_CONFIG" --remote-cmt "$CMT" --json \
-		>"$work/mig.out" 2>"$work/mig.err" </dev/null
-	MIG_RC=$?
-	MIG_JSON=$(tail -n 1 "$work/mig.out")
-	MIG_ERR=$(cat "$work/mig.err")
-	diag "cmt migrate $* (on $host): exit $MIG_RC"
-	diag "$MIG_ERR"
-}
-
-_JSON_PY='
-import json, re, sys
-args = sys.argv[2:]
-try:
-    d = json.loads(sys.argv[1])
-except Exception as e:
-    d, bad = None, "the last line of stdout is not JSON: %s" % e
-for i in range(1, len(args), 2):
-    if d is None:
-        print("F " + bad)
-        continue
-    try:
-        r = eval(args[i], {"d": d, "re": re, "json": json})
-        print("P" if r else "F %s is false" % args[i])
-    except Exception as e:
-        print(("F %s: %s: %s" % (args[i], type(e).__name__, e)).replace("\n", " "))
-'
-# jtest DESC EXPR [DESC EXPR...]: for each pair, ok when the Python expression
-# EXPR holds for the JSON object d, the result of the last migrate_from (re
-# and json are there too). One python run for all the pairs.
-jtest() {
-	local res i=0 line
-	mapfile -t res < <("$PY" -c "$_JSON_PY" "$MIG_JSON" "$@" 2>&1)
-	while [ $# -ge 2 ]; do
-		line=${res[i]:-F no answer from python: ${res[*]}}
-		if [ "$line" = P ]; then
-			ok "$1"
-		else
-			fail "$1" "${line#F }" "JSON: $MIG_JSON"
-		fi
-		shift 2
-		i=$((i + 1))
-	done
-}
-
-count_now() {
-	local v
-	v=$(cat "$1" 2>/dev/null) || return 1
-	[[ $v =~ ^[0-9]+$ ]] || return 1
-	echo "$v"
-}
-# count_read FILE: the number in FILE, retrying through the moment between the
-# truncation and the write of `echo $i >FILE`
-count_read() {
-	local i
-	for i in $(seq 1 40); do
-		count_now "$1" && return 0
-		sleep 0.05
-	done
-	echo 0
-	return 1
-}
-count_ge() { local v; v=$(count_now "$1") && [ "$v" -ge "$2" ]; }
 lines_ge() { [ "$(wc -l <"$1")" -ge "$2" ]; }
-
-runc_status() { on "$1" runc state "$2" 2>/dev/null | sed -n 's/^ *"status": "\(.*\)",$/\1/p'; }
-runc_pid() { on "$1" runc state "$2" 2>/dev/null | sed -n 's/^ *"pid": \([0-9]*\),$/\1/p'; }
-images_left() { find "$LAB_DIR/$1/cmt/migrations" -name images 2>/dev/null; }
 
 # refused WHAT: what must hold after each refused migration
 refused() {
