@@ -529,6 +529,8 @@ int agent_serve_stdio(struct ctx *c)
 		return 1;
 	}
 	close(null);
+	fcntl(rfd, F_SETPIPE_SZ, 1 << 20); /* when stdio is a pipe: fewer wake-ups (errors ignored) */
+	fcntl(wfd, F_SETPIPE_SZ, 1 << 20);
 	/* What CRIU, runc and libcriu print on stderr goes to the agent's log
 	 * (errors travel in the protocol); with -v it goes to the user. */
 	if (log_verbosity < 1) {
