@@ -108,23 +108,28 @@ static int on_prepare(struct session *s, struct msg *m, struct error *e)
 	if (strcmp(m->str[A_MODE], "cold") != 0)
 		return error_set(e, ENOTSUP, "migration mode '%s' is not supported by this agent (cmt %s)", m->str[A_MODE],
 				 CMT_VERSION);
-	if (s->drv->kind == KIND_RUNC && !container_id_valid(wl))
-		return error_set(e, EINVAL, "invalid container ID '%s'", wl);
+	/* a container ID, or a pid: either way a safe file name */
+	if (!container_id_valid(wl))
+		return error_set(e, EINVAL, "invalid workload name '%s'", wl);
 	r = ctx_need_criu(s->c, e);
 	if (r < 0)
 		return r;
 	r = criu_selfcheck(&s->c->criu, e);
 	if (r < 0)
 		return r;
+	/* One incoming migration per workload name; the lock also tells
+	 * `cmt recover` on this host that this migration is alive. */
+	char ln[300];
+	snprintf(ln, sizeof(ln), "incoming-%s", wl);
+	s->lock = lock_take(s->c->cfg.root, ln, s->drv->kind == KIND_RUNC ? "a container with this ID into this host"
+									    : "a process tree with this PID into this host",
+			    e);
+	if (s->lock < 0)
+		return s->lock;
 	if (s->drv->kind == KIND_RUNC) {
 		r = ctx_need_runc(s->c, e);
 		if (r < 0)
 			return r;
-		char ln[300];
-		snprintf(ln, sizeof(ln), "incoming-%s", wl);
-		s->lock = lock_take(s->c->cfg.root, ln, "a container with this ID into this host", e);
-		if (s->lock < 0)
-			return s->lock;
 		if (s->drv->exists(s->c, wl)) {
 			error_set(e, EEXIST, "a container named '%s' already exists here", wl);
 			error_hint(e, "remove it on the destination (runc delete) or migrate to another host");

@@ -210,39 +210,62 @@ static int pid_dump(struct ctx *c, struct workload *w, const char *images_dir, c
 	return criu_dump_tree(&c->criu, w->pid, &o, c->cfg.name, e);
 }
 
+/* Where pid was before the freeze ("" if cmt did not record it). */
+static void orig_cgroup_of(const struct workload *w, pid_t pid, char *out, size_t n)
+{
+	out[0] = 0;
+	for (const char *l = w->orig_cgroups; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		int p;
+		char path[PATH_MAX];
+		if (sscanf(l, "%d %4095s", &p, path) == 2 && p == pid) {
+			snprintf(out, n, FREEZER_ROOT "%s", strcmp(path, "/") ? path : "");
+			return;
+		}
+	}
+}
+
 static int pid_thaw(struct ctx *c, struct workload *w, struct error *e)
 {
+	char procs[PATH_MAX + 32], fallback[PATH_MAX + 64], dest[PATH_MAX + 64];
+	struct timespec ts = { 0, 2000000 };
 	int r = 0;
 
 	(void)c;
 	if (!w->freeze_cg[0])
 		return 0;
-	if (w->frozen) {
-		if (!path_exists(w->freeze_cg))
-			return -ENOENT; /* never frozen (a crash before the freeze) */
-		r = set_freezer(w->freeze_cg, "THAWED", e);
-		if (r < 0)
-			return r;
-		w->frozen = false;
-	}
-	/* back to where each process was */
-	for (char *l = w->orig_cgroups; l && *l;) {
-		char *nl = strchr(l, '\n'), abs_cg[PATH_MAX + 64];
-		int pid;
-		char path[PATH_MAX];
-		if (nl)
-			*nl = 0;
-		if (sscanf(l, "%d %4095s", &pid, path) == 2) {
-			snprintf(abs_cg, sizeof(abs_cg), FREEZER_ROOT "%s", strcmp(path, "/") ? path : "");
-			move_to(abs_cg, pid);
+	if (!path_exists(w->freeze_cg))
+		return w->frozen ? -ENOENT : 0; /* never frozen (a crash before the freeze) */
+	/* Move every task back while the cgroup is still frozen: nothing can
+	 * fork meanwhile, and a task moved out of a frozen cgroup runs again.
+	 * Tasks cmt did not record (forked before the freeze completed) follow
+	 * the root of the tree. */
+	orig_cgroup_of(w, w->pid, fallback, sizeof(fallback));
+	if (!fallback[0])
+		snprintf(fallback, sizeof(fallback), FREEZER_ROOT);
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", w->freeze_cg);
+	for (int round = 0; round < 20; round++) {
+		_cleanup_fclose_ FILE *f = fopen(procs, "re");
+		int pid, moved = 0;
+		while (f && fscanf(f, "%d", &pid) == 1) {
+			orig_cgroup_of(w, pid, dest, sizeof(dest));
+			move_to(dest[0] ? dest : fallback, pid);
+			moved++;
 		}
-		if (nl)
-			*nl = '\n';
-		l = nl ? nl + 1 : NULL;
+		if (!moved)
+			break;
 	}
-	if (rmdir(w->freeze_cg) == 0)
-		w->freeze_cg[0] = 0;
-	return r;
+	r = set_freezer(w->freeze_cg, "THAWED", e); /* for anything that could not be moved */
+	if (r < 0)
+		return r;
+	w->frozen = false;
+	for (int i = 0; i < 500; i++) { /* an exiting task may linger for a moment */
+		if (rmdir(w->freeze_cg) == 0 || errno == ENOENT) {
+			w->freeze_cg[0] = 0;
+			break;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return 0;
 }
 
 static int kill_tree(pid_t root)
