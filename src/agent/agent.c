@@ -14,7 +14,6 @@
 #include "engine/facts.h"
 #include "engine/journal.h"
 #include "engine/migrate.h"
-#include "util/spawn.h"
 #include "transport/proto.h"
 #include "transport/rsh.h"
 #include "transport/tree.h"
@@ -309,12 +308,8 @@ static int on_facts(struct session *s, struct error *e)
 /* CRIU compares the source's cpuinfo image with this CPU. */
 static int on_cpu_check(struct session *s, struct msg *m, struct error *e)
 {
-	char dir[] = "/tmp/cmt-cpucheck.XXXXXX", img[64];
-	struct run_result rr = { 0 };
-	struct run_opts o = { .timeout_ms = 30000 };
 	struct mbuf mb;
-	bool ok = false;
-	char why[512] = "";
+	char why[512];
 	int r;
 
 	mb_init(&mb);
@@ -328,29 +323,10 @@ static int on_cpu_check(struct session *s, struct msg *m, struct error *e)
 		return r;
 	}
 	mb_free(&mb);
-	if (!mkdtemp(dir))
-		return error_errno(e, errno, "cannot create a temporary directory");
-	snprintf(img, sizeof(img), "%s/cpuinfo.img", dir);
-	r = write_file_atomic(img, m->bytes[A_BLOB], m->blen[A_BLOB], 0600, e);
-	if (r == 0) {
-		char *argv[] = { s->c->criu.path, "cpuinfo", "check", "-D", dir, NULL };
-		r = run_cmd(argv, &o, &rr, e);
-		if (r == 0) {
-			ok = rr.status == 0;
-			/* CRIU names what differs on its error lines */
-			for (char *l = rr.err; !ok && l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-				if (strstr(l, "Error") && !strstr(l, "RLIMIT")) {
-					snprintf(why, sizeof(why), "%.*s", (int)strcspn(l, "\n"), l);
-					break;
-				}
-			}
-			run_result_free(&rr);
-		}
-	}
-	unlink(img);
-	rmdir(dir);
+	r = criu_cpuinfo_check(&s->c->criu, m->bytes[A_BLOB], m->blen[A_BLOB], why, sizeof(why), e);
 	if (r < 0)
 		return r;
+	bool ok = r == 1;
 	mb_init(&mb);
 	mb_u32(&mb, A_FLAGS, ok ? CPU_OK : 0);
 	if (!ok)

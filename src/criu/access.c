@@ -67,7 +67,6 @@ static int try_criu(const char *path, const char *source, struct criu_info *ci, 
 int criu_find(const struct config *cfg, const char *cli_path, struct criu_info *ci, struct error *e)
 {
 	char buf[PATH_MAX];
-	const char *path = getenv("PATH");
 
 	memset(ci, 0, sizeof(*ci));
 	if (cli_path && *cli_path)
@@ -77,14 +76,8 @@ int criu_find(const struct config *cfg, const char *cli_path, struct criu_info *
 	snprintf(buf, sizeof(buf), "%s/usr/sbin/criu", CMT_CRIU_PREFIX);
 	if (access(buf, X_OK) == 0)
 		return try_criu(buf, "provisioned prefix", ci, e);
-	for (const char *p = path ? path : "/usr/sbin:/usr/bin:/sbin:/bin"; *p;) {
-		size_t n = strcspn(p, ":");
-		if (n > 0 && snprintf(buf, sizeof(buf), "%.*s/criu", (int)n, p) < (int)sizeof(buf) && access(buf, X_OK) == 0)
-			return try_criu(buf, "PATH", ci, e);
-		p += n;
-		if (*p == ':')
-			p++;
-	}
+	if (find_in_path("criu", buf, sizeof(buf)) == 0)
+		return try_criu(buf, "PATH", ci, e);
 	error_set(e, ENOENT, "CRIU not found (looked at --criu, the config file, %s/usr/sbin/criu and PATH)",
 		  CMT_CRIU_PREFIX);
 	error_hint(e, "install CRIU >= 4.2: `make deps` in the cmt source tree provisions it");
@@ -109,6 +102,66 @@ int criu_selfcheck(const struct criu_info *ci, struct error *e)
 	}
 	run_result_free(&rr);
 	return 0;
+}
+
+/* Runs `criu cpuinfo VERB -D <temporary dir>`, with in_img placed there
+ * first (check) or the resulting image read back into *out_img (dump). */
+static int cpuinfo_run(const struct criu_info *ci, const char *verb, const void *in_img, size_t in_len,
+		       char **out_img, size_t *out_len, struct run_result *rr, struct error *e)
+{
+	char dir[] = "/tmp/cmt-cpuinfo.XXXXXX", img[64];
+	struct run_opts o = { .timeout_ms = 30000 };
+	int r = 0;
+
+	memset(rr, 0, sizeof(*rr));
+	if (!mkdtemp(dir))
+		return error_errno(e, errno, "cannot create a temporary directory");
+	snprintf(img, sizeof(img), "%s/cpuinfo.img", dir);
+	if (in_img)
+		r = write_file_atomic(img, in_img, in_len, 0600, e);
+	if (r == 0) {
+		char *argv[] = { (char *)ci->path, "cpuinfo", (char *)verb, "-D", dir, NULL };
+		r = run_cmd(argv, &o, rr, e);
+	}
+	if (r == 0 && out_img) {
+		if (rr->status != 0)
+			r = error_set(e, EIO, "`criu cpuinfo dump` exited with %d", rr->status);
+		else
+			r = read_file(img, 64 * 1024, out_img, out_len, e);
+	}
+	unlink(img);
+	rmdir(dir);
+	return r;
+}
+
+int criu_cpuinfo_dump(const struct criu_info *ci, char **ret_img, size_t *ret_len, struct error *e)
+{
+	struct run_result rr;
+	int r = cpuinfo_run(ci, "dump", NULL, 0, ret_img, ret_len, &rr, e);
+
+	run_result_free(&rr);
+	return r;
+}
+
+int criu_cpuinfo_check(const struct criu_info *ci, const void *img, size_t len, char *why, size_t n, struct error *e)
+{
+	struct run_result rr;
+	int r = cpuinfo_run(ci, "check", img, len, NULL, NULL, &rr, e);
+
+	why[0] = 0;
+	if (r == 0 && rr.status != 0) {
+		/* CRIU names what differs on its error lines */
+		for (char *l = rr.err; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+			if (strstr(l, "Error") && !strstr(l, "RLIMIT")) {
+				snprintf(why, n, "%.*s", (int)strcspn(l, "\n"), l);
+				break;
+			}
+		}
+	}
+	if (r == 0)
+		r = rr.status == 0;
+	run_result_free(&rr);
+	return r;
 }
 
 static int setup_opts(criu_opts **opts, const struct criu_info *ci, const struct criu_tree_opts *o, const char *log,

@@ -25,6 +25,13 @@ int criu_find(const struct config *cfg, const char *cli_path, struct criu_info *
 /* Runs `criu check`; on failure e explains why. */
 int criu_selfcheck(const struct criu_info *ci, struct error *e);
 
+/* `criu cpuinfo dump`: this host's CPU as CRIU describes it (an image of at
+ * most 64 KiB, malloc'ed into *ret_img). */
+int criu_cpuinfo_dump(const struct criu_info *ci, char **ret_img, size_t *ret_len, struct error *e);
+/* `criu cpuinfo check` of another host's image: 1 when this CPU can run
+ * what that one ran, 0 when not (CRIU's reason in why), negative on error. */
+int criu_cpuinfo_check(const struct criu_info *ci, const void *img, size_t len, char *why, size_t n, struct error *e);
+
 struct criu_tree_opts {
 	const char *images_dir;
 	const char *work_dir;      /* logs go here */

@@ -12,7 +12,6 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/log.h"
-#include "util/spawn.h"
 
 void check_add(struct check_list *l, const char *name, enum check_status st, const char *hint, const char *fmt, ...)
 {
@@ -299,29 +298,16 @@ static int check_bundle(struct peer *p, const struct workload *w, struct check_l
 /* CPU: CRIU's cpuinfo image of this host, checked by CRIU on the other. */
 static int check_cpu(struct ctx *c, struct peer *p, struct check_list *l, struct error *e)
 {
-	char dir[] = "/tmp/cmt-cpuinfo.XXXXXX", img[64];
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
-	struct run_result rr;
-	struct run_opts o = { .timeout_ms = 30000 };
 	struct mbuf mb;
 	struct msg m;
 	struct error tmp = { 0 };
 	int r;
 
-	if (!c->criu.path[0] || !mkdtemp(dir))
+	if (!c->criu.path[0])
 		return 0;
-	char *argv[] = { c->criu.path, "cpuinfo", "dump", "-D", dir, NULL };
-	snprintf(img, sizeof(img), "%s/cpuinfo.img", dir);
-	r = run_cmd(argv, &o, &rr, &tmp);
-	if (r == 0) {
-		if (rr.status == 0)
-			read_file(img, 64 * 1024, &buf, &len, &tmp);
-		run_result_free(&rr);
-	}
-	unlink(img);
-	rmdir(dir);
-	if (!buf) {
+	if (criu_cpuinfo_dump(&c->criu, &buf, &len, &tmp) < 0) {
 		check_add(l, "cpu", CHECK_WARN, NULL, "cannot describe this host's CPU (criu cpuinfo dump failed)");
 		return 0;
 	}

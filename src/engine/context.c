@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/fs.h"
 #include "util/spawn.h"
 
 int ctx_need_criu(struct ctx *c, struct error *e)
@@ -13,21 +14,6 @@ int ctx_need_criu(struct ctx *c, struct error *e)
 	if (c->criu.path[0])
 		return 0;
 	return criu_find(&c->cfg, c->cli_criu, &c->criu, e);
-}
-
-static int find_in_path(const char *name, char *out, size_t n)
-{
-	const char *path = getenv("PATH");
-
-	for (const char *p = path ? path : "/usr/sbin:/usr/bin:/sbin:/bin"; *p;) {
-		size_t k = strcspn(p, ":");
-		if (k > 0 && snprintf(out, n, "%.*s/%s", (int)k, p, name) < (int)n && access(out, X_OK) == 0)
-			return 0;
-		p += k;
-		if (*p == ':')
-			p++;
-	}
-	return -ENOENT;
 }
 
 int ctx_need_runc(struct ctx *c, struct error *e)

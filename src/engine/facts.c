@@ -142,18 +142,13 @@ static bool have_sys_resource(void)
 	return false;
 }
 
-static bool in_path(const char *name)
+/* The network-lock tool CRIU runs; /usr/sbin may be missing from the PATH
+ * of a non-login shell. */
+static bool have_iptables_restore(void)
 {
-	const char *path = getenv("PATH");
 	char buf[4096];
 
-	for (const char *p = path ? path : "/usr/sbin:/usr/bin:/sbin:/bin"; *p;) {
-		size_t k = strcspn(p, ":");
-		if (k && snprintf(buf, sizeof(buf), "%.*s/%s", (int)k, p, name) < (int)sizeof(buf) && access(buf, X_OK) == 0)
-			return true;
-		p += k + (p[k] == ':');
-	}
-	return access("/usr/sbin/iptables-restore", X_OK) == 0 && !strcmp(name, "iptables-restore");
+	return find_in_path("iptables-restore", buf, sizeof(buf)) == 0 || access("/usr/sbin/iptables-restore", X_OK) == 0;
 }
 
 void facts_gather(struct ctx *c, struct facts *f)
@@ -180,7 +175,7 @@ void facts_gather(struct ctx *c, struct facts *f)
 		facts_set(f, "disk_free_bytes", "%llu", (unsigned long long)sv.f_bavail * sv.f_frsize);
 	facts_set(f, "pipe_max_size", "%lld", read_ll("/proc/sys/fs/pipe-max-size"));
 	facts_set(f, "cap_sys_resource", "%d", have_sys_resource() ? 1 : 0);
-	facts_set(f, "iptables_restore", "%d", in_path("iptables-restore") ? 1 : 0);
+	facts_set(f, "iptables_restore", "%d", have_iptables_restore() ? 1 : 0);
 	facts_set(f, "freezer_v1", "%d", access("/sys/fs/cgroup/freezer/cgroup.procs", W_OK) == 0 ? 1 : 0);
 
 	if (ctx_need_criu(c, &e) < 0) {

@@ -148,6 +148,19 @@ int path_exists(const char *path)
 	return lstat(path, &st) == 0;
 }
 
+int find_in_path(const char *name, char *out, size_t n)
+{
+	const char *path = getenv("PATH");
+
+	for (const char *p = path ? path : "/usr/sbin:/usr/bin:/sbin:/bin"; *p;) {
+		size_t k = strcspn(p, ":");
+		if (k > 0 && (size_t)snprintf(out, n, "%.*s/%s", (int)k, p, name) < n && access(out, X_OK) == 0)
+			return 0;
+		p += k + (p[k] == ':');
+	}
+	return -ENOENT;
+}
+
 int path_join(char *buf, size_t n, const char *a, const char *b)
 {
 	size_t la = strlen(a);

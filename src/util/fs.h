@@ -16,5 +16,8 @@ int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode
 long long tree_bytes(const char *path);
 /* True when path exists. */
 int path_exists(const char *path);
+/* Finds an executable called name in $PATH (or the standard system
+ * directories when PATH is unset); its path goes to out.  -ENOENT if none. */
+int find_in_path(const char *name, char *out, size_t n);
 /* Joins a and b with one '/', into buf; returns -ENAMETOOLONG if it does not fit. */
 int path_join(char *buf, size_t n, const char *a, const char *b);
