@@ -124,7 +124,7 @@ int tree_send(struct proto_conn *c, uint32_t chan, uint32_t area, const char *di
 		goto out;
 	}
 	archive_read_disk_set_standard_lookup(disk);
-	archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS | ARCHIVE_READDISK_NO_SPARSE * 0);
+	archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS);
 	if (archive_read_disk_open(disk, dir) != ARCHIVE_OK) {
 		r = error_set(e, EIO, "cannot read %s: %s", dir, archive_error_string(disk));
 		goto out;
