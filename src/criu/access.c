@@ -184,7 +184,18 @@ static int setup_opts(criu_opts **opts, const struct criu_info *ci, const struct
 	criu_local_set_shell_job(*opts, o->shell_job);
 	criu_local_set_tcp_established(*opts, o->tcp_established);
 	criu_local_set_file_locks(*opts, true);
+	if (o->config_file && criu_local_set_config_file(*opts, o->config_file) < 0)
+		return error_set(e, ENOMEM, "cannot initialise libcriu");
 	return 0;
+}
+
+int criu_write_stopped_config(const char *work_dir, char *out, size_t n, struct error *e)
+{
+	static const char text[] = "# written by cmt: restored tasks wait, stopped, for the commit\nleave-stopped\n";
+
+	if ((size_t)snprintf(out, n, "%s/criu-restore.conf", work_dir) >= n)
+		return error_set(e, ENAMETOOLONG, "path too long: %s", work_dir);
+	return write_file_atomic(out, text, sizeof(text) - 1, 0600, e);
 }
 
 /* libcriu returns -errno for transport problems and a negative value with

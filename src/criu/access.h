@@ -39,7 +39,13 @@ struct criu_tree_opts {
 	bool shell_job;
 	bool leave_running;        /* dump: keep the tasks (frozen if freeze_cgroup was frozen) */
 	bool tcp_established;
+	const char *config_file;   /* a CRIU configuration file (restore: "leave-stopped"), or NULL */
 };
+
+/* Writes <work_dir>/criu-restore.conf, a CRIU configuration file that makes
+ * a restore leave every task stopped (SIGSTOP): the destination's copy exists
+ * but does not run until the source has committed.  out gets its path. */
+int criu_write_stopped_config(const char *work_dir, char *out, size_t n, struct error *e);
 
 /* Dumps the process tree rooted at pid. */
 int criu_dump_tree(const struct criu_info *ci, pid_t pid, const struct criu_tree_opts *o, const char *host,

@@ -38,6 +38,7 @@ struct restore_req {
 	bool shell_job;
 	bool tcp_established;
 	const char *host;          /* this host's name, for messages */
+	unsigned timeout_ms;       /* the restore must finish within this (0: the driver's default) */
 };
 
 /* A_FLAGS bits of MSG_RESTORE */
@@ -53,8 +54,10 @@ struct driver {
 	int (*dump)(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, struct error *e);
 	int (*thaw)(struct ctx *c, struct workload *w, struct error *e);
 	int (*destroy)(struct ctx *c, struct workload *w, struct error *e);
-	/* destination side */
+	/* destination side: restore leaves every task stopped; resume lets it
+	 * run (only after the source committed) */
 	int (*restore)(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, struct error *e);
+	int (*resume)(struct ctx *c, struct restore_req *rq, struct error *e);
 	int (*undo_restore)(struct ctx *c, struct restore_req *rq, struct error *e);
 	/* true when a workload with this id already exists on this host */
 	bool (*exists)(struct ctx *c, const char *id);

@@ -82,3 +82,26 @@ int oci_rewrite_for_restore(const char *config, const char *cgroup_parent, const
 		return error_set(e, ENOMEM, "out of memory");
 	return 0;
 }
+
+int oci_set_annotation(const char *config, const char *key, const char *value, char **ret, struct error *e)
+{
+	json_t *j = load(config, e), *ann;
+
+	if (!j)
+		return -e->code;
+	ann = json_object_get(j, "annotations");
+	if (ann && !json_is_object(ann)) {
+		json_decref(j);
+		return error_set(e, EINVAL, "config.json: annotations is not an object");
+	}
+	if (!ann) {
+		ann = json_object();
+		json_object_set_new(j, "annotations", ann);
+	}
+	json_object_set_new(ann, key, json_string(value));
+	*ret = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	if (!*ret)
+		return error_set(e, ENOMEM, "out of memory");
+	return 0;
+}

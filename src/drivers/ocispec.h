@@ -17,3 +17,5 @@ int oci_rootfs_path(const char *config, const char *bundle, char *out, size_t n,
  * malloc'ed JSON text in *ret. */
 int oci_rewrite_for_restore(const char *config, const char *cgroup_parent, const char *id, char **ret,
 			    bool *ret_hooks_removed, struct error *e);
+/* The config with annotations[key] = value (added or replaced). */
+int oci_set_annotation(const char *config, const char *key, const char *value, char **ret, struct error *e);

@@ -320,14 +320,46 @@ static int pid_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, st
 		.shell_job = rq->shell_job,
 		.tcp_established = rq->tcp_established,
 	};
+	char conf[PATH_MAX + 32];
 	int r = ctx_need_criu(c, e);
 
 	if (r < 0)
 		return r;
+	r = criu_write_stopped_config(rq->work_dir, conf, sizeof(conf), e);
+	if (r < 0)
+		return r;
+	o.config_file = conf;
 	r = criu_restore_tree(&c->criu, &o, rq->host, ret_pid, e);
 	if (r == 0)
 		snprintf(rq->id, sizeof(rq->id), "%d", (int)*ret_pid);
 	return r;
+}
+
+/* CRIU left every task of the restored tree stopped: let them run. */
+static int pid_resume(struct ctx *c, struct restore_req *rq, struct error *e)
+{
+	char *end;
+	long v = strtol(rq->id, &end, 10);
+	pid_t *pids;
+	int n, failed = 0;
+
+	(void)c;
+	if (!*rq->id || *end || v <= 1)
+		return error_set(e, EINVAL, "no restored process tree to resume");
+	pids = calloc(MAX_TREE, sizeof(pid_t));
+	if (!pids)
+		return error_set(e, ENOMEM, "out of memory");
+	n = proc_tree((pid_t)v, pids, MAX_TREE);
+	for (int i = 0; i < n; i++)
+		if (kill(pids[i], SIGCONT) < 0 && errno != ESRCH)
+			failed++;
+	free(pids);
+	if (failed) {
+		error_set(e, EPERM, "cannot resume %d process(es) of the restored tree %ld", failed, v);
+		error_host(e, rq->host);
+		return -EPERM;
+	}
+	return 0;
 }
 
 static int pid_undo_restore(struct ctx *c, struct restore_req *rq, struct error *e)
@@ -358,6 +390,7 @@ const struct driver pid_driver = {
 	.thaw = pid_thaw,
 	.destroy = pid_destroy,
 	.restore = pid_restore,
+	.resume = pid_resume,
 	.undo_restore = pid_undo_restore,
 	.exists = pid_exists,
 };

@@ -21,10 +21,14 @@
 
 /* Runs `runc --root R [--criu P] ARGS...`.  With out_path, output goes to
  * that file (restore: the container could inherit a pipe). */
-static int runc_cmd(struct ctx *c, struct run_result *rr, const char *out_path, struct error *e, ...)
+#define RUNC_TIMEOUT_MS 600000
+
+/* Runs runc with the host's root (and CRIU); timeout_ms 0 = RUNC_TIMEOUT_MS. */
+static int runc_cmd(struct ctx *c, struct run_result *rr, const char *out_path, unsigned timeout_ms, struct error *e,
+		    ...)
 {
 	char *argv[RUNC_MAX_ARGS];
-	struct run_opts o = { .timeout_ms = 600000, .output_path = out_path };
+	struct run_opts o = { .timeout_ms = timeout_ms ? (int)timeout_ms : RUNC_TIMEOUT_MS, .output_path = out_path };
 	int n = 0, r;
 	va_list ap;
 
@@ -74,7 +78,7 @@ static int runc_state(struct ctx *c, const char *id, json_t **ret, struct error 
 {
 	struct run_result rr;
 	json_error_t je;
-	int r = runc_cmd(c, &rr, NULL, e, "state", id, NULL);
+	int r = runc_cmd(c, &rr, NULL, 0, e, "state", id, NULL);
 
 	if (r < 0)
 		return r;
@@ -136,8 +140,8 @@ static int runc_simple(struct ctx *c, struct workload *w, const char *verb, cons
 		       struct error *e)
 {
 	struct run_result rr;
-	int r = flag ? runc_cmd(c, &rr, NULL, e, (char *)verb, (char *)flag, w->id, NULL)
-		     : runc_cmd(c, &rr, NULL, e, (char *)verb, w->id, NULL);
+	int r = flag ? runc_cmd(c, &rr, NULL, 0, e, (char *)verb, (char *)flag, w->id, NULL)
+		     : runc_cmd(c, &rr, NULL, 0, e, (char *)verb, w->id, NULL);
 
 	if (r < 0)
 		return r;
@@ -168,10 +172,10 @@ static int runc_dump(struct ctx *c, struct workload *w, const char *images_dir, 
 	if (r < 0)
 		return r;
 	if (w->tcp_established)
-		r = runc_cmd(c, &rr, NULL, e, "checkpoint", "--leave-running", "--tcp-established", "--image-path",
+		r = runc_cmd(c, &rr, NULL, 0, e, "checkpoint", "--leave-running", "--tcp-established", "--image-path",
 			     images_dir, "--work-path", work_dir, w->id, NULL);
 	else
-		r = runc_cmd(c, &rr, NULL, e, "checkpoint", "--leave-running", "--image-path", images_dir, "--work-path",
+		r = runc_cmd(c, &rr, NULL, 0, e, "checkpoint", "--leave-running", "--image-path", images_dir, "--work-path",
 			     work_dir, w->id, NULL);
 	if (r < 0)
 		return r;
@@ -227,6 +231,50 @@ static int runc_destroy(struct ctx *c, struct workload *w, struct error *e)
 	return 0;
 }
 
+/* runc has no option to restore a container stopped, but it hands CRIU the
+ * configuration file named by the org.criu.config annotation: one that says
+ * leave-stopped makes every task wait (SIGSTOP) until runc_resume. */
+static int restore_stopped(struct restore_req *rq, struct error *e)
+{
+	char conf[PATH_MAX + 32], cfg_path[PATH_MAX + 16];
+	_cleanup_free_ char *cfg = NULL, *out = NULL;
+	int r;
+
+	r = criu_write_stopped_config(rq->work_dir, conf, sizeof(conf), e);
+	if (r < 0)
+		return r;
+	snprintf(cfg_path, sizeof(cfg_path), "%s/config.json", rq->bundle);
+	r = read_file(cfg_path, OCI_CONFIG_MAX, &cfg, NULL, e);
+	if (r < 0)
+		return r;
+	r = oci_set_annotation(cfg, "org.criu.config", conf, &out, e);
+	if (r < 0)
+		return error_wrap(e, "cannot prepare %s", cfg_path);
+	return write_file_atomic(cfg_path, out, strlen(out), 0600, e);
+}
+
+static int runc_resume(struct ctx *c, struct restore_req *rq, struct error *e)
+{
+	struct run_result rr;
+	int r;
+
+	/* every process of the container: CRIU stopped them all */
+	r = runc_cmd(c, &rr, NULL, 0, e, "kill", "--all", rq->id, "CONT", NULL);
+	if (r < 0)
+		return r;
+	if (rr.status != 0) {
+		error_set(e, EIO, "cannot resume the restored container %s (runc kill --all %s CONT): %s", rq->id, rq->id,
+			  runc_msg(rr.err));
+		error_host(e, rq->host);
+		error_hint(e, "the container is restored but stopped: run `runc kill --all %s CONT` on %s", rq->id,
+			   rq->host ? rq->host : "the destination");
+		run_result_free(&rr);
+		return -EIO;
+	}
+	run_result_free(&rr);
+	return 0;
+}
+
 static int runc_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, struct error *e)
 {
 	struct run_result rr;
@@ -237,8 +285,11 @@ static int runc_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, s
 	r = ctx_need_criu(c, e);
 	if (r < 0)
 		return r;
+	r = restore_stopped(rq, e);
+	if (r < 0)
+		return r;
 	snprintf(out, sizeof(out), "%s/runc-restore.out", rq->work_dir);
-	r = runc_cmd(c, &rr, out, e, "restore", "--detach", "--image-path", rq->images_dir, "--work-path", rq->work_dir,
+	r = runc_cmd(c, &rr, out, rq->timeout_ms, e, "restore", "--detach", "--image-path", rq->images_dir, "--work-path", rq->work_dir,
 		     "--bundle", rq->bundle, rq->tcp_established ? "--tcp-established" : rq->id,
 		     rq->tcp_established ? rq->id : NULL, NULL);
 	if (r < 0)
@@ -276,7 +327,7 @@ static int runc_undo_restore(struct ctx *c, struct restore_req *rq, struct error
 	struct run_result rr;
 	int r;
 
-	if (runc_cmd(c, &rr, NULL, e, "delete", "--force", rq->id, NULL) == 0)
+	if (runc_cmd(c, &rr, NULL, 0, e, "delete", "--force", rq->id, NULL) == 0)
 		run_result_free(&rr);
 	r = rm_rf(rq->bundle, e);
 	return r;
@@ -298,6 +349,7 @@ const struct driver runc_driver = {
 	.thaw = runc_thaw,
 	.destroy = runc_destroy,
 	.restore = runc_restore,
+	.resume = runc_resume,
 	.undo_restore = runc_undo_restore,
 	.exists = runc_exists,
 };

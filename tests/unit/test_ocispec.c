@@ -71,5 +71,21 @@ int main(void)
 	txt = NULL;
 	ok(oci_rewrite_for_restore(cfg, "p", "c", &txt, &removed, &e) == 0 && !removed, "no hooks: nothing removed");
 	free(txt);
+
+	/* annotations: added, replaced, and a malformed one refused */
+	txt = NULL;
+	ok(oci_set_annotation("{\"root\":{\"path\":\"r\"}}", "org.criu.config", "/w/c.conf", &txt, &e) == 0 &&
+		   strstr(txt, "\"org.criu.config\": \"/w/c.conf\"") != NULL,
+	   "annotation added");
+	free(txt);
+	txt = NULL;
+	ok(oci_set_annotation("{\"annotations\":{\"org.criu.config\":\"/src\",\"k\":\"v\"}}", "org.criu.config", "/dst",
+			      &txt, &e) == 0 &&
+		   strstr(txt, "/dst") && !strstr(txt, "/src") && strstr(txt, "\"k\""),
+	   "annotation replaced, others kept");
+	free(txt);
+	txt = NULL;
+	ok(oci_set_annotation("{\"annotations\":[1]}", "a", "b", &txt, &e) == -EINVAL && txt == NULL,
+	   "annotations that are not an object are refused: %s", e.msg);
 	return done_testing();
 }
