@@ -14,7 +14,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-fo
 CFLAGS ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE -DXXH_STATIC_LINKING_ONLY -Isrc -I$(CRIU_INC) -DCMT_VERSION='"$(VERSION)"' -DCMT_CRIU_PREFIX='"$(CRIU_PREFIX)"'
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -MMD -MP
-LIBS := $(CRIU_LIB)/libcriu.a -lprotobuf-c -ljansson -larchive -lxxhash -lzstd -lm
+LIBS := $(CRIU_LIB)/libcriu.a -lprotobuf-c -ljansson -larchive -lxxhash -lzstd -lm -pthread
 
 SRCS := $(wildcard src/*.c src/*/*.c)
 OBJS := $(SRCS:%.c=build/obj/%.o)

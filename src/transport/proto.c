@@ -42,6 +42,9 @@ static const struct {
 	[A_FACTS] = { K_STR, 65536, "facts" },
 	[A_CONFIG] = { K_BYTES, 512 * 1024, "config" },
 	[A_BLOB] = { K_BYTES, 64 * 1024, "blob" },
+	[A_LEASE_MS] = { K_U32, 0, "lease-ms" },
+	[A_OUTCOME] = { K_U32, 0, "outcome" },
+	[A_DEADLINE_MS] = { K_U32, 0, "deadline-ms" },
 };
 
 #define BIT(t) (1ull << (t))
@@ -74,6 +77,9 @@ static const struct {
 	{ MSG_COMMIT, "COMMIT", 0, true },
 	{ MSG_ABORT, "ABORT", 0, true },
 	{ MSG_DONE, "DONE", 0, true },
+	{ MSG_QUERY, "QUERY", BIT(A_MIGRATION_ID), true },
+	{ MSG_STATUS, "STATUS", BIT(A_MIGRATION_ID) | BIT(A_OUTCOME), true },
+	{ MSG_KEEPALIVE, "KEEPALIVE", 0, true },
 };
 
 static int schema_index(uint16_t type)
@@ -399,13 +405,20 @@ int proto_send(struct proto_conn *c, uint16_t type, uint32_t chan, const void *p
 	proto_hdr_encode(hdr, type, chan, payload, len);
 	iov[0] = (struct iovec){ hdr, sizeof(hdr) };
 	iov[1] = (struct iovec){ (void *)payload, len };
+	/* a keepalive thread may send too (transport/keepalive.c): frames
+	 * must not interleave */
+	if (c->send_lock)
+		pthread_mutex_lock(c->send_lock);
 	r = write_all_iov(c->wfd, iov, len ? 2 : 1);
+	if (r >= 0)
+		c->bytes_out += PROTO_HDR_SIZE + len;
+	if (c->send_lock)
+		pthread_mutex_unlock(c->send_lock);
 	if (r < 0) {
 		if (r == -EPIPE)
 			return error_set(e, EPIPE, "connection to %s lost while sending %s", c->peer, msg_type_name(type));
 		return error_errno(e, -r, "cannot send %s to %s", msg_type_name(type), c->peer);
 	}
-	c->bytes_out += PROTO_HDR_SIZE + len;
 	return 0;
 }
 
@@ -471,6 +484,7 @@ int proto_recv(struct proto_conn *c, struct frame *f, struct error *e)
 {
 	int r;
 
+again:
 	r = read_full(c, c->rbuf, PROTO_HDR_SIZE, e, true);
 	if (r < 0)
 		return r;
@@ -488,6 +502,12 @@ int proto_recv(struct proto_conn *c, struct frame *f, struct error *e)
 		return error_wrap(e, "from %s", c->peer);
 	c->got_first = true;
 	c->bytes_in += PROTO_HDR_SIZE + f->len;
+	if (f->type == MSG_KEEPALIVE) {
+		/* the peer is alive but busy: the wait (and its lease) starts over */
+		if (f->len != 0)
+			return error_set(e, EPROTO, "malformed KEEPALIVE from %s: %u bytes of payload", c->peer, f->len);
+		goto again;
+	}
 	return 0;
 }
 

@@ -5,6 +5,7 @@
  * PROTO_MAX_PAYLOAD bytes.  Control messages carry TLV attributes, data
  * frames carry raw bytes of a transfer stream. */
 #pragma once
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,6 +43,9 @@ enum msg_type {
 	MSG_COMMIT = 0x0040,       /* source -> agent: source copy is gone, keep yours */
 	MSG_ABORT = 0x0041,        /* source -> agent: roll back everything */
 	MSG_DONE = 0x0042,         /* agent -> source: commit/abort finished */
+	MSG_QUERY = 0x0043,        /* source -> agent: what became of this migration? (after a lost DONE) */
+	MSG_STATUS = 0x0044,       /* agent -> source: its outcome (A_OUTCOME) */
+	MSG_KEEPALIVE = 0x0045,    /* either way: busy but alive (restarts the peer's lease); no answer */
 };
 
 enum attr_tag {
@@ -68,8 +72,14 @@ enum attr_tag {
 	A_FACTS,          /* str: "key=value\n" lines */
 	A_CONFIG,         /* bytes: the container's config.json */
 	A_BLOB,           /* bytes: a small file (cpuinfo.img) */
-	A_ATTR_MAX
+	A_LEASE_MS = 24,  /* u32: how long either side waits for the other before giving up (PREPARE) */
+	A_OUTCOME = 25,   /* u32 enum outcome (STATUS) */
+	A_DEADLINE_MS = 26, /* u32: how long the agent may take to restore (RESTORE) */
+	A_ATTR_MAX = 64   /* tags are < 64: struct msg keeps a 64-bit presence mask */
 };
+
+/* A_OUTCOME: what the agent knows of a migration (answer to QUERY). */
+enum outcome { OUTCOME_UNKNOWN = 0, OUTCOME_COMMITTED = 1, OUTCOME_ABORTED = 2, OUTCOME_IN_PROGRESS = 3 };
 
 enum workload_kind { KIND_RUNC = 1, KIND_PID = 2 };
 /* A_FLAGS of MSG_CPU_RESULT */
@@ -132,12 +142,15 @@ struct proto_conn {
 	uint64_t bytes_in, bytes_out;
 	int timeout_ms;       /* per receive, 0 = wait forever */
 	bool got_first;       /* a valid frame has been received */
+	pthread_mutex_t *send_lock; /* set while a keepalive thread also sends */
 };
 
 int proto_conn_init(struct proto_conn *c, int rfd, int wfd, const char *peer, struct error *e);
 void proto_conn_free(struct proto_conn *c);
 int proto_send(struct proto_conn *c, uint16_t type, uint32_t chan, const void *payload, uint32_t len, struct error *e);
 int proto_send_msg(struct proto_conn *c, uint16_t type, struct mbuf *mb, struct error *e);
+/* Receives the next frame; KEEPALIVE frames are consumed here (each one
+ * restarts the timeout). */
 int proto_recv(struct proto_conn *c, struct frame *f, struct error *e);
 /* Receives the next control message; MSG_ERROR from the peer becomes an
  * error (with the peer's host, hint and detail) and returns negative. A

@@ -135,6 +135,9 @@ int peer_connect(struct peer *p, const char *rsh, const char *host, const char *
 		peer_close(p);
 		return r;
 	}
+	/* the remote shell and the agent's start are bounded too (a host that
+	 * accepts the connection and then hangs must not hang cmt) */
+	p->conn.timeout_ms = RSH_CONNECT_TIMEOUT_MS;
 	mb_init(&mb);
 	mb_u32(&mb, A_MAGIC, PROTO_HELLO_MAGIC);
 	mb_u32(&mb, A_VER_MAJOR, PROTO_MAJOR);

@@ -6,6 +6,9 @@
 #include "transport/proto.h"
 
 #define RSH_MAX_WORDS 64
+/* How long peer_connect waits for the agent's WELCOME (remote shell login
+ * included); afterwards the connection's timeout is the caller's business. */
+#define RSH_CONNECT_TIMEOUT_MS 60000
 
 /* Splits a command line into words: blanks separate, '...' and "..." quote,
  * backslash escapes.  Returns the word count or negative errno (bad quoting,

@@ -56,6 +56,9 @@ static const struct aspec attrs[] = {
 	{ 21, STR, 65536, "facts" },
 	{ 22, BYTES, 524288, "config" },
 	{ 23, BYTES, 65536, "blob" },
+	{ 24, U32, 0, "lease-ms" },
+	{ 25, U32, 0, "outcome" },
+	{ 26, U32, 0, "deadline-ms" },
 };
 #define NATTRS (sizeof(attrs) / sizeof(attrs[0]))
 
@@ -89,6 +92,9 @@ static const struct mspec msgs[] = {
 	{ 0x0040, "COMMIT", true, { 0 } },
 	{ 0x0041, "ABORT", true, { 0 } },
 	{ 0x0042, "DONE", true, { 0 } },
+	{ 0x0043, "QUERY", true, { 10 } },
+	{ 0x0044, "STATUS", true, { 10, 25 } },
+	{ 0x0045, "KEEPALIVE", true, { 0 } },
 };
 #define NMSGS (sizeof(msgs) / sizeof(msgs[0]))
 
@@ -411,7 +417,7 @@ static void test_header_rejects(void)
 	}
 
 	/* unknown types */
-	static const uint16_t unknown[] = { 0x0000, 0x000c, 0x000f, 0x0012, 0x0024, 0x0032, 0x0043, 0x0100, 0x2100, 0xffff };
+	static const uint16_t unknown[] = { 0x0000, 0x000c, 0x000f, 0x0012, 0x0024, 0x0032, 0x00f0, 0x0100, 0x2100, 0xffff };
 	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
 		make_hdr_raw(h, 0, unknown[i], 0xCA, 0, 0, NULL);
 		error_clear(&e);
@@ -779,7 +785,7 @@ static void test_tlv_structure(void)
 	}
 
 	/* unknown attributes are skipped */
-	static const uint16_t unknown[] = { 0, 24, 63, 64, 100, 0x7fff, 0xffff };
+	static const uint16_t unknown[] = { 0, 62, 63, 64, 100, 0x7fff, 0xffff };
 	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
 		R.len = 0;
 		raw_attr(&R, unknown[i], "whatever\0with NUL", 17);
