@@ -12,6 +12,7 @@
 #include "drivers/driver.h"
 #include "drivers/ocispec.h"
 #include "engine/facts.h"
+#include "engine/handoff.h"
 #include "engine/journal.h"
 #include "engine/migrate.h"
 #include "transport/proto.h"
@@ -26,6 +27,7 @@ struct session {
 	struct proto_conn conn;
 	const struct driver *drv;
 	bool prepared, restored, committed;
+	uint32_t lease_ms;        /* how long this side waits for the source (PREPARE) */
 	int lock;                 /* held on the incoming workload's ID */
 	char mig_id[80];
 	char mig_dir[PATH_MAX];
@@ -73,6 +75,10 @@ static void rollback(struct session *s)
 		return;
 	if (s->restored || s->rq.bundle[0])
 		s->drv->undo_restore(s->c, &s->rq, &tmp);
+	error_clear(&tmp);
+	/* what a source that lost our answer will be told (QUERY) */
+	if (outcome_write(s->c->cfg.root, s->mig_id, OUTCOME_ABORTED, &tmp) < 0)
+		log_warn("cannot record the outcome of migration %s: %s", s->mig_id, tmp.msg);
 	error_clear(&tmp);
 	/* the images go; the logs stay for the post-mortem */
 	rm_rf(s->rq.images_dir, &tmp);
@@ -137,6 +143,11 @@ static int on_prepare(struct session *s, struct msg *m, struct error *e)
 	}
 	snprintf(s->mig_id, sizeof(s->mig_id), "%s", id);
 	snprintf(s->mig_dir, sizeof(s->mig_dir), "%s/migrations/%s", s->c->cfg.root, id);
+	/* From now on every wait for the source is bounded by the lease: a
+	 * source that goes silent loses the migration, and this side rolls
+	 * back on its own (its copy never ran: it is restored stopped). */
+	s->lease_ms = handoff_lease_clamp(msg_has(m, A_LEASE_MS) ? m->num[A_LEASE_MS] : 0);
+	s->conn.timeout_ms = (int)s->lease_ms;
 	memset(&s->rq, 0, sizeof(s->rq));
 	s->rq.kind = s->drv->kind;
 	s->rq.host = s->c->cfg.name;
@@ -250,6 +261,7 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 		return error_set(e, EPROTO, "protocol error: RESTORE out of order");
 	s->rq.shell_job = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_SHELL_JOB);
 	s->rq.tcp_established = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_TCP_ESTABLISHED);
+	s->rq.timeout_ms = msg_has(m, A_DEADLINE_MS) && m->num[A_DEADLINE_MS] > 0 ? (unsigned)m->num[A_DEADLINE_MS] : 0;
 	if (s->drv->kind == KIND_RUNC) {
 		char *cfg = NULL, path[PATH_MAX + 16];
 		if (!msg_has(m, A_CONFIG))
@@ -282,6 +294,60 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 	mb_u32(&mb, A_PID, (uint32_t)pid);
 	mb_u64(&mb, A_DURATION_US, (uint64_t)((now_ms() - t0) * 1000));
 	r = proto_send_msg(&s->conn, MSG_RESTORED, &mb, e);
+	mb_free(&mb);
+	return r;
+}
+
+/* COMMIT is the decision: from here this host's copy is the one.  Journal
+ * and outcome first (a crash after this line is finished by recovery: it
+ * resumes the copy), then let it run, then answer. */
+static int on_commit(struct session *s, struct error *e)
+{
+	int r;
+
+	if (!s->restored)
+		return error_set(e, EPROTO, "protocol error: COMMIT before the workload was restored");
+	s->committed = true;
+	dest_journal(s, J_DEST_COMMITTED);
+	r = outcome_write(s->c->cfg.root, s->mig_id, OUTCOME_COMMITTED, e);
+	if (r < 0)
+		log_warn("cannot record the outcome of migration %s: %s", s->mig_id, e->msg);
+	error_clear(e);
+	r = s->drv->resume(s->c, &s->rq, e);
+	if (r < 0) {
+		/* committed but stopped: keep the journal, `cmt recover` here resumes it */
+		error_wrap(e, "migration %s committed, but the restored copy did not resume", s->mig_id);
+		error_hint(e, "run `cmt recover` on %s (it resumes committed copies)", s->c->cfg.name);
+		return r;
+	}
+	finish(s);
+	return proto_send_msg(&s->conn, MSG_DONE, NULL, e);
+}
+
+/* What became of a migration into this host?  Asked by a source that lost
+ * the DONE (or crashed after sending COMMIT). */
+static int on_query(struct session *s, struct msg *m, struct error *e)
+{
+	const char *id = m->str[A_MIGRATION_ID];
+	struct error re = { 0 };
+	struct mbuf mb;
+	int oc, r;
+
+	if (!migration_id_valid(id))
+		return error_set(e, EINVAL, "invalid migration ID '%s'", id);
+	/* a migration whose agent died is finished or rolled back first */
+	journal_recover(s->c, true, &re);
+	oc = outcome_read(s->c->cfg.root, id);
+	if (oc == OUTCOME_UNKNOWN) {
+		char jp[PATH_MAX + 96];
+		snprintf(jp, sizeof(jp), "%s/migrations/%s/journal", s->c->cfg.root, id);
+		if (path_exists(jp))
+			oc = OUTCOME_IN_PROGRESS; /* its agent is still alive */
+	}
+	mb_init(&mb);
+	mb_str(&mb, A_MIGRATION_ID, id);
+	mb_u32(&mb, A_OUTCOME, (uint32_t)oc);
+	r = proto_send_msg(&s->conn, MSG_STATUS, &mb, e);
 	mb_free(&mb);
 	return r;
 }
@@ -418,7 +484,10 @@ static int serve(struct session *s)
 		error_clear(&e);
 		r = proto_recv(&s->conn, &f, &e);
 		if (r < 0) {
-			/* connection gone or garbled: roll back unless committed */
+			/* connection gone or garbled, or the lease expired: roll back
+			 * unless committed */
+			if (e.code == ETIMEDOUT)
+				error_wrap(&e, "the lease of %u ms expired; %s rolls back", s->lease_ms, s->c->cfg.name);
 			if (e.code != ECONNRESET)
 				reply_error(s, &e);
 			break;
@@ -465,14 +534,10 @@ static int serve(struct session *s)
 			r = on_restore(s, &m, &e);
 			break;
 		case MSG_COMMIT:
-			if (!s->restored) {
-				r = error_set(&e, EPROTO, "protocol error: COMMIT before the workload was restored");
-				break;
-			}
-			s->committed = true;
-			dest_journal(s, J_DEST_COMMITTED);
-			finish(s);
-			r = proto_send_msg(&s->conn, MSG_DONE, NULL, &e);
+			r = on_commit(s, &e);
+			break;
+		case MSG_QUERY:
+			r = on_query(s, &m, &e);
 			break;
 		case MSG_ABORT:
 			rollback(s);
@@ -530,6 +595,7 @@ int agent_serve_stdio(struct ctx *c)
 		return 1;
 	}
 	snprintf(s.conn.self, sizeof(s.conn.self), "%s", c->cfg.name);
+	outcome_prune(c->cfg.root);
 	rc = serve(&s);
 	lock_release(s.lock);
 	proto_conn_free(&s.conn);

@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/migrate_args.h"
+#include "engine/handoff.h"
 #include "engine/hosts.h"
 #include "engine/migrate.h"
 #include "util/fs.h"
@@ -23,8 +24,9 @@ const char help_migrate[] =
 	"\n"
 	"The workload is frozen and dumped with CRIU; its images and, for a\n"
 	"container, its root filesystem are streamed to HOST, which restores it.\n"
-	"The source copy stays frozen until HOST confirms that the workload runs;\n"
-	"only then is it removed.  If anything fails before that, the workload is\n"
+	"HOST restores it stopped; the source copy stays frozen until HOST has it\n"
+	"ready, then the source commits, HOST lets it run, and only then is the\n"
+	"source copy removed.  If anything fails before that, the workload is\n"
 	"resumed on this host, HOST is cleaned up, and cmt exits with status 1.\n"
 	"\n"
 	"Options:\n"
@@ -36,6 +38,8 @@ const char help_migrate[] =
 	"  --json              print the result as one JSON object on the last line of stdout\n"
 	"  --stats-file FILE   also write that JSON object to FILE\n"
 	"  --force             skip the pre-migration checks (see `cmt check`)\n"
+	"  --lease SECONDS     how long either host waits for the other before giving up\n"
+	"                      (default 30); see \"Handoff\" in doc/design.md\n"
 	"  --to auto --candidates H1,H2,...\n"
 	"                      probe the candidates and migrate to the best compatible one\n"
 	"                      (`cmt hosts` shows the ranking and why hosts are excluded)\n"
@@ -75,7 +79,8 @@ int migrate_parse_args(int argc, char **argv, struct migrate_args *a, char *err,
 		{ "hook-post-dump", required_argument, NULL, 1001 }, { "hook-pre-restore", required_argument, NULL, 1002 },
 		{ "hook-post-restore", required_argument, NULL, 1003 },
 		{ "hook-failed-restore", required_argument, NULL, 1004 },
-		{ "hook-timeout", required_argument, NULL, 'T' }, { NULL, 0, NULL, 0 },
+		{ "hook-timeout", required_argument, NULL, 'T' }, { "lease", required_argument, NULL, 'L' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int o;
 
@@ -125,6 +130,17 @@ int migrate_parse_args(int argc, char **argv, struct migrate_args *a, char *err,
 				return -EINVAL;
 			}
 			a->hook_timeout_s = (int)v;
+			break;
+		}
+		case 'L': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (!*optarg || *end || v < HANDOFF_LEASE_MIN_MS / 1000 || v > HANDOFF_LEASE_MAX_MS / 1000) {
+				snprintf(err, n, "--lease '%s' is not a number of seconds (%d-%d)", optarg,
+					 HANDOFF_LEASE_MIN_MS / 1000, HANDOFF_LEASE_MAX_MS / 1000);
+				return -EINVAL;
+			}
+			a->lease_s = (int)v;
 			break;
 		}
 		case ':':
@@ -205,6 +221,7 @@ int cmd_migrate(struct ctx *c, int argc, char **argv)
 	o.remote_cmt = a.remote_cmt;
 	o.mode = a.mode;
 	o.force = a.force;
+	o.lease_ms = (unsigned)a.lease_s * 1000u;
 	o.show_checks = log_verbosity > 0;
 	struct hooks hooks = { .timeout_s = a.hook_timeout_s };
 	for (int i = 0; i < HOOK_MAX; i++)

@@ -14,6 +14,7 @@ struct migrate_args {
 	const char *candidates;  /* with --to auto */
 	const char *hook[5];     /* indexed by enum hook_phase */
 	int hook_timeout_s;
+	int lease_s;             /* --lease; 0 = default */
 	bool json;
 	bool force;
 };

@@ -7,8 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "engine/handoff.h"
+#include "transport/proto.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -22,12 +26,20 @@ const char *journal_state_name(enum journal_state s)
 
 int journal_write(const char *mig_dir, const struct journal *j, struct error *e)
 {
-	char path[PATH_MAX + 16], buf[4 * PATH_MAX];
+	char path[PATH_MAX + 16], buf[4 * PATH_MAX + 4096];
 	int n;
 
 	snprintf(path, sizeof(path), "%s/journal", mig_dir);
-	n = snprintf(buf, sizeof(buf), "state=%s\nkind=%d\nworkload=%s\nfreeze_cg=%s\npeer=%s\nbundle=%s\n",
-		     journal_state_name(j->state), (int)j->kind, j->workload, j->freeze_cg, j->peer, j->bundle);
+	for (const char *f = j->rsh; *f; f++)
+		if (*f == '\n')
+			return error_set(e, EINVAL, "journal: a newline in the remote shell command");
+	for (const char *f = j->remote_cmt; *f; f++)
+		if (*f == '\n')
+			return error_set(e, EINVAL, "journal: a newline in the remote cmt command");
+	n = snprintf(buf, sizeof(buf),
+		     "state=%s\nkind=%d\nworkload=%s\nfreeze_cg=%s\npeer=%s\nbundle=%s\nrsh=%s\nremote_cmt=%s\n",
+		     journal_state_name(j->state), (int)j->kind, j->workload, j->freeze_cg, j->peer, j->bundle, j->rsh,
+		     j->remote_cmt);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return error_set(e, ENAMETOOLONG, "journal entry too long");
 	return write_file_atomic(path, buf, (size_t)n, 0600, e);
@@ -71,11 +83,66 @@ int journal_read(const char *mig_dir, struct journal *j, struct error *e)
 			snprintf(j->peer, sizeof(j->peer), "%s", v);
 		} else if (!strcmp(l, "bundle")) {
 			snprintf(j->bundle, sizeof(j->bundle), "%s", v);
+		} else if (!strcmp(l, "rsh")) {
+			snprintf(j->rsh, sizeof(j->rsh), "%s", v);
+		} else if (!strcmp(l, "remote_cmt")) {
+			snprintf(j->remote_cmt, sizeof(j->remote_cmt), "%s", v);
 		}
 	}
 	if (!have_state || (j->kind != KIND_RUNC && j->kind != KIND_PID) || !j->workload[0])
 		return error_set(e, EINVAL, "corrupted journal %s: missing or unknown state, kind or workload", path);
 	return 0;
+}
+
+int outcome_write(const char *root, const char *mig_id, int outcome, struct error *e)
+{
+	char dir[PATH_MAX + 16], path[PATH_MAX + 96], text[32];
+	int r;
+
+	snprintf(dir, sizeof(dir), "%s/outcomes", root);
+	r = mkdir_p(dir, 0700, e);
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/%s", dir, mig_id);
+	r = snprintf(text, sizeof(text), "%s\n", outcome == OUTCOME_COMMITTED ? "committed" : "aborted");
+	return write_file_atomic(path, text, (size_t)r, 0600, e);
+}
+
+int outcome_read(const char *root, const char *mig_id)
+{
+	char path[PATH_MAX + 96];
+	_cleanup_free_ char *text = NULL;
+	struct error e = { 0 };
+
+	snprintf(path, sizeof(path), "%s/outcomes/%s", root, mig_id);
+	if (!path_exists(path) || read_file(path, 64, &text, NULL, &e) < 0)
+		return OUTCOME_UNKNOWN;
+	if (!strcmp(text, "committed\n"))
+		return OUTCOME_COMMITTED;
+	if (!strcmp(text, "aborted\n"))
+		return OUTCOME_ABORTED;
+	return OUTCOME_UNKNOWN;
+}
+
+void outcome_prune(const char *root)
+{
+	char dir[PATH_MAX + 16];
+	time_t limit = time(NULL) - (time_t)OUTCOME_KEEP_DAYS * 86400;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/outcomes", root);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (de->d_name[0] == '.')
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mtime < limit)
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
 }
 
 /* Is the cmt that owns this migration still alive?  It holds the lock. */
@@ -139,13 +206,46 @@ static int recover_one(struct ctx *c, const char *mig_dir, const char *id, bool 
 			printf("recovered migration %s: %s resumed on %s (the migration to %s had not committed)\n", id,
 			       w.label, c->cfg.name, j.peer);
 		break;
-	case J_COMMITTING:
-		/* COMMIT was sent but not acknowledged: the destination may run it. */
+	case J_COMMITTING: {
+		/* COMMIT was sent but not acknowledged: ask the destination, which
+		 * decided when (and whether) COMMIT reached it. */
+		struct error qe = { 0 };
+		int oc = j.rsh[0] ? handoff_query(j.rsh, j.peer, j.remote_cmt[0] ? j.remote_cmt : "cmt", c->cfg.name, id,
+						  HANDOFF_LEASE_MS, &qe)
+				  : -error_set(&qe, ENOENT, "the journal does not say how to reach %s", j.peer);
+		if (oc == OUTCOME_COMMITTED) {
+			w.frozen = true;
+			r = drv->destroy(c, &w, e);
+			workload_free(&w);
+			if (r < 0)
+				return error_wrap(e, "migration %s committed on %s, but removing the frozen copy of %s here "
+						     "failed", id, j.peer, w.label);
+			if (!quiet)
+				printf("recovered migration %s: %s runs on %s (committed); the frozen copy on %s was "
+				       "removed\n", id, w.label, j.peer, c->cfg.name);
+			break;
+		}
+		if (oc == OUTCOME_ABORTED) {
+			w.frozen = true;
+			r = drv->thaw(c, &w, e);
+			workload_free(&w);
+			if (r < 0 && r != -ENOENT)
+				return error_wrap(e, "cannot resume %s (migration %s)", w.label, id);
+			if (!quiet)
+				printf("recovered migration %s: %s rolled back on %s (the commit never took effect); it "
+				       "runs on %s again\n", id, w.label, j.peer, c->cfg.name);
+			break;
+		}
+		workload_free(&w);
 		if (!quiet)
-			printf("migration %s is in doubt: %s is left frozen on %s; check whether it runs on %s, then "
-			       "remove the copy here (runc delete --force) or resume it (runc resume)\n",
-			       id, w.label, c->cfg.name, j.peer);
-		return 1; /* keep the journal: a human decides */
+			printf("migration %s is in doubt: %s is left frozen on %s; %s (%s). Run `cmt recover` again when %s "
+			       "answers, or check whether it runs on %s, then remove the copy here (runc delete --force) "
+			       "or resume it (runc resume)\n",
+			       id, w.label, c->cfg.name,
+			       oc < 0 ? "cannot ask the destination" : "the destination says the migration is",
+			       oc < 0 ? qe.msg : outcome_name(oc), j.peer, j.peer);
+		return 1; /* keep the journal: ask again next time */
+	}
 	case J_DEST_PREPARED:
 	case J_DEST_RESTORED: {
 		/* the source never got DONE: it still has its copy; remove ours */
@@ -155,13 +255,30 @@ static int recover_one(struct ctx *c, const char *mig_dir, const char *id, bool 
 		rq.host = c->cfg.name;
 		drv->undo_restore(c, &rq, e);
 		error_clear(e);
+		outcome_write(c->cfg.root, id, OUTCOME_ABORTED, e);
+		error_clear(e);
 		if (!quiet)
 			printf("recovered incoming migration %s: the half-restored %s was removed from %s\n", id, w.label,
 			       c->cfg.name);
 		break;
 	}
-	case J_DEST_COMMITTED:
-		break; /* done: only the directory is left */
+	case J_DEST_COMMITTED: {
+		/* COMMIT arrived and was journaled: the copy here is the one; make
+		 * sure it runs (the agent may have died before resuming it) */
+		struct restore_req rq = { .kind = j.kind };
+		snprintf(rq.id, sizeof(rq.id), "%s", j.workload);
+		snprintf(rq.bundle, sizeof(rq.bundle), "%s", j.bundle);
+		rq.host = c->cfg.name;
+		outcome_write(c->cfg.root, id, OUTCOME_COMMITTED, e);
+		error_clear(e);
+		if (drv->resume(c, &rq, e) < 0) {
+			workload_free(&w);
+			return error_wrap(e, "migration %s committed, but %s cannot be resumed", id, w.label);
+		}
+		if (!quiet)
+			printf("recovered incoming migration %s: committed; %s runs on %s\n", id, w.label, c->cfg.name);
+		break;
+	}
 	}
 	struct error tmp = { 0 };
 	char images[PATH_MAX + 16];

@@ -24,12 +24,25 @@ struct journal {
 	char freeze_cg[PATH_MAX];
 	char peer[256];
 	char bundle[PATH_MAX];  /* destination: received bundle */
+	char rsh[1024];         /* source: how to reach the peer again (QUERY after a lost DONE) */
+	char remote_cmt[1024];
 };
 
 const char *journal_state_name(enum journal_state s);
 /* Writes (atomically) the journal of migration dir mig_dir. */
 int journal_write(const char *mig_dir, const struct journal *j, struct error *e);
 int journal_read(const char *mig_dir, struct journal *j, struct error *e);
+
+/* Outcomes: the agent records what became of every incoming migration in
+ * <root>/outcomes/<id> (committed / aborted), written before it answers, so
+ * that a source that lost the answer can ask later (QUERY).  Kept for
+ * OUTCOME_KEEP_DAYS days. */
+#define OUTCOME_KEEP_DAYS 14
+int outcome_write(const char *root, const char *mig_id, int outcome, struct error *e);
+/* enum outcome (transport/proto.h); OUTCOME_UNKNOWN when there is no record. */
+int outcome_read(const char *root, const char *mig_id);
+/* Removes records older than OUTCOME_KEEP_DAYS. */
+void outcome_prune(const char *root);
 
 /* Finishes or rolls back every migration of this host whose cmt is gone.
  * Prints what it did (one line each) unless quiet.  Returns how many

@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "criu/precheck.h"
+#include "engine/handoff.h"
 #include "engine/journal.h"
+#include "transport/keepalive.h"
 #include "transport/rsh.h"
 #include "transport/tree.h"
 #include "util/fs.h"
@@ -68,8 +70,11 @@ static void abort_migration(struct ctx *c, const struct driver *drv, struct work
 	struct msg m;
 
 	if (connected) {
-		/* Tell the destination to undo what it did; a short wait only. */
-		p->conn.timeout_ms = 30000;
+		/* Tell the destination to undo what it did; a short wait only (it
+		 * rolls back by itself anyway when the connection ends or its
+		 * lease expires). */
+		if (p->conn.timeout_ms <= 0 || p->conn.timeout_ms > HANDOFF_LEASE_MS)
+			p->conn.timeout_ms = HANDOFF_LEASE_MS;
 		if (simple_exchange(p, MSG_ABORT, NULL, MSG_DONE, &m, &tmp) == 0)
 			msg_free(&m);
 		else
@@ -89,17 +94,24 @@ static void abort_migration(struct ctx *c, const struct driver *drv, struct work
 	}
 }
 
-static int send_restore(struct peer *p, const struct workload *w, struct migrate_stats *st, struct error *e)
+static int send_restore(struct peer *p, const struct workload *w, uint32_t lease_ms, struct migrate_stats *st,
+			struct error *e)
 {
+	uint32_t deadline = handoff_restore_deadline_ms(lease_ms, st->image_bytes);
 	struct mbuf mb;
 	struct msg m;
 	int r;
 
 	mb_init(&mb);
 	mb_u32(&mb, A_FLAGS, (w->shell_job ? RESTORE_SHELL_JOB : 0) | (w->tcp_established ? RESTORE_TCP_ESTABLISHED : 0));
+	mb_u32(&mb, A_DEADLINE_MS, deadline);
 	if (w->kind == KIND_RUNC)
 		mb_bytes(&mb, A_CONFIG, w->config_json, strlen(w->config_json));
+	/* the agent gives up restoring after 'deadline'; one lease more for
+	 * its answer to arrive */
+	p->conn.timeout_ms = (int)((uint64_t)deadline + lease_ms > INT32_MAX ? INT32_MAX : deadline + lease_ms);
 	r = simple_exchange(p, MSG_RESTORE, &mb, MSG_RESTORED, &m, e);
+	p->conn.timeout_ms = (int)lease_ms;
 	mb_free(&mb);
 	if (r < 0)
 		return r;
@@ -111,14 +123,17 @@ static int send_restore(struct peer *p, const struct workload *w, struct migrate
 }
 
 /* The source's journal, written before each step (see journal.h). */
-static void journal_step(const char *mig_dir, enum journal_state state, const struct workload *w, const char *peer)
+static void journal_step(const char *mig_dir, enum journal_state state, const struct workload *w,
+			 const struct migrate_opts *o)
 {
 	struct journal j = { .state = state, .kind = w->kind };
 	struct error e = { 0 };
 
 	snprintf(j.workload, sizeof(j.workload), "%s", w->id);
 	snprintf(j.freeze_cg, sizeof(j.freeze_cg), "%s", w->freeze_cg);
-	snprintf(j.peer, sizeof(j.peer), "%s", peer);
+	snprintf(j.peer, sizeof(j.peer), "%s", o->to);
+	snprintf(j.rsh, sizeof(j.rsh), "%s", o->rsh);
+	snprintf(j.remote_cmt, sizeof(j.remote_cmt), "%s", o->remote_cmt);
 	if (journal_write(mig_dir, &j, &e) < 0)
 		log_warn("cannot write the migration journal: %s", e.msg);
 	if (w->orig_cgroups) {
@@ -195,6 +210,8 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	struct msg m;
 	char mig_dir[PATH_MAX], images[PATH_MAX + 16], work[PATH_MAX + 16];
 	bool connected = false, committed = false, started = false, inspected = false;
+	uint32_t lease = handoff_lease_clamp(o->lease_ms);
+	struct keepalive ka = { 0 };
 	int r, lock = -1;
 	char lock_name[300];
 
@@ -259,22 +276,28 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	mb_u32(&mb, A_KIND, (uint32_t)w.kind);
 	mb_str(&mb, A_WORKLOAD, w.id);
 	mb_str(&mb, A_MODE, o->mode);
+	mb_u32(&mb, A_LEASE_MS, lease);
 	r = simple_exchange(&p, MSG_PREPARE, &mb, MSG_READY, &m, e);
 	mb_free(&mb);
 	if (r < 0)
 		goto fail;
 	msg_free(&m);
+	/* every wait for the agent is bounded by the lease from here on, and
+	 * the agent bounds its waits for us the same way */
+	p.conn.timeout_ms = (int)lease;
 
+	/* Long local steps (hooks, freeze, dump): keep the agent's lease alive */
+	keepalive_start(&ka, &p.conn, lease / 3);
 	r = run_hook(o, HOOK_PRE_DUMP, &w, st, NULL, e);
 	if (r < 0)
 		goto fail;
 
 	/* --- frozen from here until commit or rollback --- */
-	journal_step(mig_dir, J_FROZEN, &w, o->to);
+	journal_step(mig_dir, J_FROZEN, &w, o);
 	r = drv->freeze(c, &w, e);
 	if (r < 0)
 		goto fail;
-	journal_step(mig_dir, J_FROZEN, &w, o->to);
+	journal_step(mig_dir, J_FROZEN, &w, o);
 	st->t_frozen = now_ms();
 	log_debug("%s frozen", w.label);
 	r = drv->dump(c, &w, images, work, e);
@@ -285,6 +308,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	r = run_hook(o, HOOK_POST_DUMP, &w, st, NULL, e);
 	if (r < 0)
 		goto fail;
+	keepalive_stop(&ka);
 
 	r = tree_send(&p.conn, CHAN_IMAGES, AREA_IMAGES, images, "", &ts, e);
 	if (r < 0)
@@ -300,32 +324,62 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	}
 	st->t_transferred = now_ms();
 
+	keepalive_start(&ka, &p.conn, lease / 3);
 	r = run_hook(o, HOOK_PRE_RESTORE, &w, st, NULL, e);
+	keepalive_stop(&ka);
 	if (r < 0)
 		goto fail;
-	r = send_restore(&p, &w, st, e);
+	/* The agent restores the workload stopped: it does not run until COMMIT. */
+	r = send_restore(&p, &w, lease, st, e);
 	if (r < 0)
 		goto fail;
 	st->t_restored = now_ms();
-	log_debug("running on %s as pid %d after %.0f ms frozen", p.name, st->dest_pid, st->t_restored - st->t_frozen);
+	log_debug("restored (stopped) on %s as pid %d after %.0f ms frozen", p.name, st->dest_pid,
+		  st->t_restored - st->t_frozen);
 
-	/* Commit: the destination keeps its copy, then the source copy goes. */
-	journal_step(mig_dir, J_COMMITTING, &w, o->to);
+	/* Commit: the destination lets its copy run, then the source copy goes.
+	 * The agent waits one lease for COMMIT and then rolls back on its own;
+	 * commit only well inside that window. */
+	if (now_ms() - st->t_restored > lease / 2.0) {
+		r = error_set(e, ETIMEDOUT, "too late to commit: the destination's lease (%u ms) is about to expire", lease);
+		goto fail;
+	}
+	journal_step(mig_dir, J_COMMITTING, &w, o);
 	r = proto_send_msg(&p.conn, MSG_COMMIT, NULL, e);
 	if (r >= 0) {
 		committed = true;
-		p.conn.timeout_ms = 60000;
 		r = proto_recv_msg(&p.conn, MSG_DONE, &m, e);
 	}
-	if (r < 0) {
-		if (!committed)
+	if (r < 0 && committed) {
+		/* COMMIT went out, DONE did not come back: the destination decided
+		 * when COMMIT reached it (or did not).  Ask it over a new connection. */
+		struct error qe = { 0 };
+		int oc;
+		log_warn("%s (after COMMIT); asking %s what became of the migration", e->msg, p.name);
+		peer_close(&p);
+		connected = false;
+		oc = handoff_query(o->rsh, o->to, o->remote_cmt, c->cfg.name, st->migration_id, lease, &qe);
+		if (oc == OUTCOME_COMMITTED) {
+			log_info("%s confirms the commit", p.name);
+			error_clear(e);
+			r = 0;
+			memset(&m, 0, sizeof(m));
+		} else if (oc == OUTCOME_ABORTED) {
+			error_wrap(e, "%s did not take the commit (it rolled back: %s)", p.name, "its lease had expired or it "
+				   "failed");
+			committed = false;
 			goto fail;
-		st->in_doubt = true;
-		error_wrap(e, "the commit was sent to %s but not acknowledged", p.name);
-		error_hint(e, "%s is left frozen on %s (never two running copies): check whether it runs on %s, then "
-			      "remove the frozen copy here (runc delete --force) or resume it (runc resume)",
-			   w.label, c->cfg.name, p.name);
-		goto out;
+		} else {
+			st->in_doubt = true;
+			error_wrap(e, "the commit was sent to %s but not acknowledged, and %s cannot tell (%s)", p.name, p.name,
+				   oc < 0 ? qe.msg : outcome_name(oc));
+			error_hint(e, "%s is left frozen on %s (never two running copies); run `cmt recover` on %s: it asks %s "
+				      "again and then removes or resumes the frozen copy",
+				   w.label, c->cfg.name, c->cfg.name, p.name);
+			goto out;
+		}
+	} else if (r < 0) {
+		goto fail;
 	}
 	msg_free(&m);
 	st->bytes_sent = p.conn.bytes_out;
@@ -352,6 +406,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	return 0;
 
 fail:
+	keepalive_stop(&ka);
 	st->bytes_sent = p.conn.bytes_out;
 	abort_migration(c, drv, &w, &p, connected && e->code != ECONNRESET && e->code != EPIPE, st, e);
 	{
@@ -377,6 +432,7 @@ fail_nohook:
 		rm_rf(mig_dir, &tmp); /* nothing happened yet: nothing to keep */
 	}
 out:
+	keepalive_stop(&ka);
 	st->bytes_sent = p.conn.bytes_out;
 	if (connected)
 		peer_close(&p);

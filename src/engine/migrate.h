@@ -24,6 +24,7 @@ struct migrate_opts {
 	bool force;             /* skip the pre-migration checks */
 	struct hooks *hooks;    /* may be NULL */
 	bool show_checks;       /* print every check, not only the failing ones */
+	unsigned lease_ms;      /* bound of every wait for the other side (0 = HANDOFF_LEASE_MS) */
 };
 
 struct migrate_stats {

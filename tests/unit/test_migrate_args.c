@@ -71,6 +71,12 @@ int main(void)
 	ok(parse(&a, err, 5, "web1", "--to", "h2", "--hook-timeout", "0") == -EINVAL, "hook timeout must be positive");
 	ok(parse(&a, err, 5, "web1", "--to", "h2", "--hook-timeout", "30") == 0 && a.hook_timeout_s == 30,
 	   "hook timeout");
+	ok(parse(&a, err, 5, "web1", "--to", "h2", "--lease", "5") == 0 && a.lease_s == 5, "--lease in seconds");
+	ok(parse(&a, err, 3, "web1", "--to", "h2") == 0 && a.lease_s == 0, "no --lease: the default");
+	ok(parse(&a, err, 5, "web1", "--to", "h2", "--lease", "0") == -EINVAL && strstr(err, "--lease"),
+	   "--lease 0 refused: %s", err);
+	ok(parse(&a, err, 5, "web1", "--to", "h2", "--lease", "3601") == -EINVAL, "--lease above an hour refused");
+	ok(parse(&a, err, 5, "web1", "--to", "h2", "--lease", "2s") == -EINVAL, "--lease with a unit refused");
 	ok(parse(&a, err, 3, "web1", "--to", "-x") == -EINVAL, "a host starting with '-' is refused");
 	return done_testing();
 }
