@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# bench/bench.sh - cold migration: cmt versus the classic pipeline, side by side.
+# bench/bench.sh - migration benchmark: cmt (every mode) versus the classic pipeline, side by side.
 #
 # Run as root (`make bench` installs dependencies and builds first):
 #
 #   bash bench/bench.sh
 #
 # It brings up a 2-host lab (tests/integration/lib.sh, lab/lab.sh) and, for
-# each memory size, runs BENCH_RUNS measured rounds.  A round starts a fresh
+# each link rate, memory size and dirty rate, runs BENCH_RUNS measured rounds.  A round starts a fresh
 # container on h1 running memhog (tests/workload: N MiB of self-checking
 # pseudo-random memory, ticking every 5 ms, no dirtying), waits until memhog
 # has filled and verified its memory and ticks, then moves it to h2 with one
@@ -40,8 +40,9 @@
 #
 # With the defaults a run takes about 6-8 minutes on this 2-core VM.
 #
-# Output: a table of medians (min-max) per size and method, the cmt/classic
-# ratios, the phases of each method; every round as one JSON line in
+# Output (bench/report.py, which can be re-run on an old file): a table of
+# medians (min-max) per scenario and method, the cmt/classic ratios, the
+# phases of each method, the issue's targets with their figures; every round as one JSON line in
 # build/bench/cold-DATE.jsonl (BENCH_OUT overrides).  Exit status 0 when every
 # measured round migrated and verified, 1 otherwise.
 #
@@ -49,8 +50,14 @@
 #   BENCH_SIZES="256 1024"   memory sizes in MiB
 #   BENCH_RUNS=3             measured rounds per size (each: one cmt + one classic)
 #   BENCH_WARMUP=1           unmeasured rounds first, per size
-#   BENCH_METHODS="cmt classic"   (and/or classic-keep)
-#   BENCH_RATE=              e.g. 1gbit: tc tbf on both hosts' eth0 (unthrottled if empty)
+#   BENCH_METHODS="cmt classic"   methods: cmt (cold), cmt-precopy, cmt-postcopy, cmt-hybrid,
+#                            cmt-auto (cmt --mode X; post-copy modes get --allow-postcopy),
+#                            classic, classic-keep
+#   BENCH_RATES="none"       link settings to measure, in turn: none (unthrottled) or a tc
+#                            rate such as 1gbit (tbf on both hosts' eth0)
+#   BENCH_RATE=              the same for a single rate (older name)
+#   BENCH_DIRTY="0"          how fast memhog rewrites its memory, MiB/s, each in turn
+#   BENCH_PLOT=FILE.svg      also draw the medians (bench/report.py --svg)
 #   BENCH_BURST=256k         tbf burst with BENCH_RATE
 #   BENCH_MEMHOG_ARGS=       extra memhog arguments (e.g. --thp, --dirty-mib-s 50)
 #   BENCH_QUIET_WAIT=0       before each move, wait up to this many seconds until
@@ -74,6 +81,9 @@ BENCH_RUNS=${BENCH_RUNS:-3}
 BENCH_WARMUP=${BENCH_WARMUP:-1}
 BENCH_METHODS=${BENCH_METHODS:-cmt classic}
 BENCH_RATE=${BENCH_RATE:-}
+BENCH_RATES=${BENCH_RATES:-${BENCH_RATE:-none}}
+BENCH_DIRTY=${BENCH_DIRTY:-0}
+BENCH_PLOT=${BENCH_PLOT:-}
 BENCH_BURST=${BENCH_BURST:-256k}
 BENCH_MEMHOG_ARGS=${BENCH_MEMHOG_ARGS:-}
 BENCH_QUIET_WAIT=${BENCH_QUIET_WAIT:-0}
@@ -93,7 +103,11 @@ if ! [[ $BENCH_RUNS =~ ^[1-9][0-9]*$ ]]; then die "BENCH_RUNS must be a number >
 for s in $BENCH_SIZES; do [[ $s =~ ^[1-9][0-9]*$ ]] || die "bad size '$s' in BENCH_SIZES (MiB)"; done
 [[ $BENCH_QUIET_WAIT =~ ^[0-9]+$ ]] || die "BENCH_QUIET_WAIT must be a number of seconds"
 [[ $BENCH_QUIET_BUSY =~ ^[0-9]+$ ]] || die "BENCH_QUIET_BUSY must be a percentage of one core"
-for m in $BENCH_METHODS; do [[ $m == cmt || $m == classic || $m == classic-keep ]] || die "bad method '$m' in BENCH_METHODS"; done
+for m in $BENCH_METHODS; do
+	[[ $m =~ ^(cmt|cmt-(cold|precopy|postcopy|hybrid|auto)|classic|classic-keep)$ ]] || die "bad method '$m' in BENCH_METHODS"
+done
+for d in $BENCH_DIRTY; do [[ $d =~ ^[0-9]+$ ]] || die "bad dirty rate '$d' in BENCH_DIRTY (MiB/s)"; done
+for r in $BENCH_RATES; do [[ $r == none || $r =~ ^[0-9]+[kmg]?bit$ ]] || die "bad rate '$r' in BENCH_RATES (none, 1gbit, 500mbit...)"; done
 
 if [ -z "${CRIU:-}" ]; then
 	if [ -x "$REPO/.deps/criu/usr/sbin/criu" ]; then CRIU=$REPO/.deps/criu/usr/sbin/criu
@@ -114,13 +128,18 @@ at_exit rm -rf "$work"
 cg_h2=$(sed -n 's/^cgroup_parent *= *//p' "$LAB_DIR/h2/cmt/config")
 [ -n "$cg_h2" ] || die "no cgroup_parent in $LAB_DIR/h2/cmt/config"
 
-if [ -n "$BENCH_RATE" ]; then
+# set_rate RATE|none: tc tbf on both hosts' eth0, or no limit
+set_rate() {
+	local h
 	for h in h1 h2; do
-		on "$h" tc qdisc replace dev eth0 root tbf rate "$BENCH_RATE" burst "$BENCH_BURST" latency 50ms ||
-			die "cannot apply tc tbf rate $BENCH_RATE on $h"
+		on "$h" tc qdisc del dev eth0 root >/dev/null 2>&1 || true
+		if [ "$1" != none ]; then
+			on "$h" tc qdisc replace dev eth0 root tbf rate "$1" burst "$BENCH_BURST" latency 50ms ||
+				die "cannot apply tc tbf rate $1 on $h"
+		fi
 	done
-	say "link limited to $BENCH_RATE (tbf burst $BENCH_BURST) on h1 and h2"
-fi
+	if [ "$1" = none ]; then say "link unthrottled"; else say "link limited to $1 (tbf burst $BENCH_BURST) on h1 and h2"; fi
+}
 
 # --- helpers -------------------------------------------------------------------
 
@@ -160,11 +179,12 @@ cleanup_ct() {
 	fi
 }
 
-# start_ct ID MIB: a fresh memhog container on h1, filled, verified and ticking
+# start_ct ID MIB DIRTY: a fresh memhog container on h1 (rewriting DIRTY MiB/s),
+# filled, verified and ticking
 start_ct() {
-	local id=$1 mib=$2 b=$work/$1 state
+	local id=$1 mib=$2 dirty=$3 b=$work/$1 state
 	# shellcheck disable=SC2086
-	make_bundle "$b" h1 /bin/memhog --mib "$mib" --dirty-mib-s 0 --verify-ms 0 --state /tmp/state \
+	make_bundle "$b" h1 /bin/memhog --mib "$mib" --dirty-mib-s "$dirty" --verify-ms 0 --state /tmp/state \
 		$BENCH_MEMHOG_ARGS >/dev/null || return 1
 	cp "$MEMHOG" "$b/rootfs/bin/memhog"
 	on h1 sh -c "cd '$b' && exec runc run -d '$id' </dev/null >/dev/null 2>&1" || return 1
@@ -188,15 +208,15 @@ verify_on_h2() {
 	cat "$state"
 }
 
-# round METHOD MIB RUN WARMUP: one measured move; appends a JSON line to BENCH_OUT
+# round METHOD MIB DIRTY RUN WARMUP: one measured move; appends a JSON line to BENCH_OUT
 round() {
-	local method=$1 mib=$2 run=$3 warm=$4
-	local id=mh$mib-$method-$run err="" out="" rc t0 t1 pre="" post="" state_h2 log=$work/$method-$mib-$run.log
-	[ "$warm" = 1 ] && id=mh$mib-$method-w$run
+	local method=$1 mib=$2 dirty=$3 run=$4 warm=$5
+	local id=mh$mib-d$dirty-$method-$run err="" out="" rc t0 t1 pre="" post="" state_h2 log=$work/$method-$mib-$dirty-$run.log
+	[ "$warm" = 1 ] && id=mh$mib-d$dirty-$method-w$run
 	cleanup_ct "$id"
-	if ! err=$(start_ct "$id" "$mib" 2>&1); then
+	if ! err=$(start_ct "$id" "$mib" "$dirty" 2>&1); then
 		say "$id: could not start: $err"
-		emit "$method" "$mib" "$run" "$warm" start "$err" "" "" "" 0 0 ""
+		emit "$method" "$mib" "$run" "$warm" start "$err" "" "" "" 0 0 "" "$dirty"
 		cleanup_ct "$id"
 		return 1
 	fi
@@ -208,8 +228,12 @@ round() {
 	load0=$(busy_cores)
 	cpu0=$(cpu_jiffies)
 	t0=$(now_ms)
-	if [ "$method" = cmt ]; then
-		out=$(on h1 "$CMT" migrate "$id" --to h2 --rsh "ssh -F $LAB_SSH_CONFIG" --remote-cmt "$CMT" --json 2>"$log")
+	if [[ $method == cmt* ]]; then
+		local mode=cold extra=()
+		[ "$method" = cmt ] || mode=${method#cmt-}
+		[[ $mode == postcopy || $mode == hybrid ]] && extra=(--allow-postcopy)
+		out=$(on h1 "$CMT" migrate "$id" --to h2 --mode "$mode" "${extra[@]}" --rsh "ssh -F $LAB_SSH_CONFIG" \
+			--remote-cmt "$CMT" --json 2>"$log")
 		rc=$?
 		state_h2=$LAB_DIR/h2/cmt/bundles/$id/rootfs/tmp/state
 	else
@@ -236,7 +260,7 @@ round() {
 		err=$post
 		post=""
 	fi
-	emit "$method" "$mib" "$run" "$warm" "$step" "$err" "$out" "$pre" "$post" "$t0" "$t1" "$load0 $load1"
+	emit "$method" "$mib" "$run" "$warm" "$step" "$err" "$out" "$pre" "$post" "$t0" "$t1" "$load0 $load1" "$dirty"
 	local summary
 	summary=$("$PY" -c 'import json,sys; r=json.loads(sys.argv[1]); f=lambda v: "-" if v is None else "%.0f" % v; print("%s: %s, downtime %s ms, total %s ms, gap %s ms, verify_fail %s, other load %s cores" % (r["id"], r["result"], f(r.get("downtime_ms")), f(r.get("total_ms")), f(r.get("maxgap_ms")), r.get("verify_fail"), r.get("load", {}).get("busy_cores_before")))' "$(tail -n 1 "$BENCH_OUT")")
 	say "$summary${step:+ ($step failed)}"
@@ -275,11 +299,11 @@ machine_quiet() {
 	awk -v b="$(busy_cores)" -v max="$BENCH_QUIET_BUSY" 'BEGIN { exit !(b * 100 < max) }'
 }
 
-# emit METHOD MIB RUN WARMUP FAILED_STEP ERROR METHOD_JSON PRE_STATE POST_STATE T0 T1 "LOADS"
+# emit METHOD MIB RUN WARMUP FAILED_STEP ERROR METHOD_JSON PRE_STATE POST_STATE T0 T1 "LOADS" DIRTY
 emit() {
-	"$PY" - "$@" "$BENCH_RATE" "$BENCH_MEMHOG_ARGS" >>"$BENCH_OUT" <<-'EOF'
+	"$PY" - "$@" "$cur_rate" "$BENCH_MEMHOG_ARGS" >>"$BENCH_OUT" <<-'EOF'
 		import json, sys
-		(method, mib, run, warm, step, err, out, pre, post, t0, t1, loads, rate, mhargs) = sys.argv[1:15]
+		(method, mib, run, warm, step, err, out, pre, post, t0, t1, loads, dirty, rate, mhargs) = sys.argv[1:16]
 		def kv(line):
 		    d = {}
 		    for f in line.split():
@@ -294,9 +318,9 @@ emit() {
 		except ValueError:
 		    m = {"unparsed_output": out}
 		pre, post = kv(pre), kv(post)
-		r = {"id": "mh%s-%s-%s%s" % (mib, method, "w" if warm == "1" else "", run), "method": method,
-		     "size_mib": int(mib), "run": int(run), "warmup": warm == "1", "rate": rate or None,
-		     "memhog_args": mhargs or None}
+		r = {"id": "mh%s-d%s-%s-%s%s" % (mib, dirty, method, "w" if warm == "1" else "", run), "method": method,
+		     "size_mib": int(mib), "dirty_mib_s": int(dirty), "run": int(run), "warmup": warm == "1",
+		     "rate": None if rate in ("", "none") else rate, "memhog_args": mhargs or None}
 		ok = not step and m.get("result") == "ok" and post.get("verify_fail") == 0
 		r["result"] = "ok" if ok else "failed"
 		if not ok:
@@ -314,9 +338,12 @@ emit() {
 		if post.get("maxgap_end_ms") and int(t0):
 		    # the biggest gap should have ended during this move (or just after)
 		    r["gap_in_move"] = int(t0) <= post["maxgap_end_ms"] <= int(t1) + 2000
-		if method == "cmt":
+		if method.startswith("cmt"):
+		    r["mode"] = m.get("mode")
 		    r["phases"] = {k: m.get(k) for k in ("dump_ms", "transfer_ms", "restore_ms")}
 		    r["bytes"] = {k: m.get(k) for k in ("bytes_sent", "image_bytes", "rootfs_bytes")}
+		    r["rounds"] = m.get("rounds")
+		    r["stop_reason"] = m.get("stop_reason")
 		else:
 		    r["phases"] = {k: m.get(k) for k in ("checkpoint_ms", "copy_images_ms", "copy_bundle_ms", "restore_ms")}
 		l = (loads.split() + ["0"] * 2)[:2]
@@ -334,108 +361,29 @@ say "sizes: $BENCH_SIZES MiB; $BENCH_RUNS measured round(s) + $BENCH_WARMUP warm
 say "raw results: $BENCH_OUT"
 failed=0
 t_bench=$(now_ms)
-for mib in $BENCH_SIZES; do
-	total_rounds=$((BENCH_WARMUP + BENCH_RUNS))
-	for ((i = 1; i <= total_rounds; i++)); do
-		warm=0 run=$((i - BENCH_WARMUP))
-		if [ "$i" -le "$BENCH_WARMUP" ]; then warm=1 run=$i; fi
-		# alternate which method goes first
-		methods=$BENCH_METHODS
-		if [ $((i % 2)) = 0 ]; then methods=$(echo "$methods" | tr ' ' '\n' | tac | tr '\n' ' '); fi
-		for method in $methods; do
-			round "$method" "$mib" "$run" "$warm" || { [ "$warm" = 1 ] || failed=$((failed + 1)); }
+for cur_rate in $BENCH_RATES; do
+	set_rate "$cur_rate"
+	for mib in $BENCH_SIZES; do
+		for dirty in $BENCH_DIRTY; do
+			total_rounds=$((BENCH_WARMUP + BENCH_RUNS))
+			for ((i = 1; i <= total_rounds; i++)); do
+				warm=0 run=$((i - BENCH_WARMUP))
+				if [ "$i" -le "$BENCH_WARMUP" ]; then warm=1 run=$i; fi
+				# alternate which method goes first
+				methods=$BENCH_METHODS
+				if [ $((i % 2)) = 0 ]; then methods=$(echo "$methods" | tr ' ' '\n' | tac | tr '\n' ' '); fi
+				for method in $methods; do
+					round "$method" "$mib" "$dirty" "$run" "$warm" || { [ "$warm" = 1 ] || failed=$((failed + 1)); }
+				done
+			done
 		done
 	done
 done
+set_rate none
 say "all rounds done in $((($(now_ms) - t_bench) / 1000)) s"
 
 # --- the report --------------------------------------------------------------------
 
-"$PY" - "$BENCH_OUT" "$BENCH_RATE" <<-'EOF'
-	import json, os, statistics, sys
-	rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-	rate = sys.argv[2] or "unthrottled"
-	meas = [r for r in rows if not r["warmup"]]
-	sizes = sorted({r["size_mib"] for r in meas})
-	methods = [m for m in ("cmt", "classic", "classic-keep") if any(r["method"] == m for r in meas)]
-	def sel(size, method):
-	    return [r for r in meas if r["size_mib"] == size and r["method"] == method]
-	def med(vals):
-	    vals = [v for v in vals if v is not None]
-	    return statistics.median(vals) if vals else None
-	def cell(vals):
-	    vals = [v for v in vals if v is not None]
-	    if not vals:
-	        return "-"
-	    return "%.0f (%.0f-%.0f)" % (statistics.median(vals), min(vals), max(vals))
-	def size_name(s):
-	    return "%d GiB" % (s // 1024) if s % 1024 == 0 else "%d MiB" % s
-	print()
-	print("Cold migration, cmt vs classic (runc checkpoint + tar|ssh + runc restore); link %s" % rate)
-	print("medians over ok rounds (min-max), milliseconds; gap = longest pause the workload saw")
-	hdr = "%-8s %-13s %-7s %-22s %-22s %-22s" % ("size", "method", "ok/n", "downtime ms", "total ms", "gap ms")
-	print(hdr)
-	print("-" * len(hdr))
-	for s in sizes:
-	    for m in methods:
-	        rs = sel(s, m)
-	        ok = [r for r in rs if r["result"] == "ok"]
-	        print("%-8s %-13s %-7s %-22s %-22s %-22s" % (size_name(s), m, "%d/%d" % (len(ok), len(rs)),
-	              cell([r["downtime_ms"] for r in ok]), cell([r["total_ms"] for r in ok]),
-	              cell([r["maxgap_ms"] for r in ok])))
-	others = [m for m in methods if m != "cmt"]
-	if "cmt" in methods and others:
-	    print()
-	    print("ratios of the medians [median of the per-round ratios: each round runs the methods")
-	    print("back to back]")
-	    print("%-8s %-17s %-22s %-22s %-22s" % ("size", "", "downtime", "total", "gap"))
-	    for s in sizes:
-	        for o in others:
-	            ratios = []
-	            for k in ("downtime_ms", "total_ms", "maxgap_ms"):
-	                a = med([r[k] for r in sel(s, "cmt") if r["result"] == "ok"])
-	                b = med([r[k] for r in sel(s, o) if r["result"] == "ok"])
-	                pairs = []
-	                for rc in sel(s, "cmt"):
-	                    for rl in sel(s, o):
-	                        if rc["run"] == rl["run"] and rc["result"] == rl["result"] == "ok" and rc[k] and rl[k]:
-	                            pairs.append(rc[k] / rl[k])
-	                txt = "%.2f" % (a / b) if a is not None and b else "-"
-	                if pairs:
-	                    txt += " [%.2f]" % statistics.median(pairs)
-	                ratios.append(txt)
-	            print("%-8s %-17s %-22s %-22s %-22s" % (size_name(s), "cmt/" + o, *ratios))
-	print()
-	print("phases (medians, ms)")
-	for s in sizes:
-	    for m in methods:
-	        ok = [r for r in sel(s, m) if r["result"] == "ok"]
-	        if not ok:
-	            continue
-	        keys = list(ok[0]["phases"].keys())
-	        parts = ["%s %s" % (k.replace("_ms", ""), "%.0f" % med([r["phases"].get(k) for r in ok])
-	                 if med([r["phases"].get(k) for r in ok]) is not None else "-") for k in keys]
-	        extra = ""
-	        if m == "cmt":
-	            ib = med([r["bytes"]["image_bytes"] for r in ok])
-	            xf = med([r["phases"]["transfer_ms"] for r in ok])
-	            if ib and xf:
-	                extra = "; images %.0f MiB, sent at %.0f MiB/s" % (ib / 2**20, ib / 2**20 / (xf / 1000))
-	        print("  %-8s %-13s %s%s" % (size_name(s), m, ", ".join(parts), extra))
-	la = [r["load"]["busy_cores_before"] for r in meas if "load" in r]
-	if la:
-	    print()
-	    print("other load: %.2f cores busy just before a move (median; max %.2f) of %d%s"
-	          % (statistics.median(la), max(la), os.cpu_count(),
-	             "  <- others are using this machine: expect noise" if max(la) > 0.3 else ""))
-	bad = [r for r in meas if r["result"] != "ok"]
-	if bad:
-	    print()
-	    print("FAILED rounds:")
-	    for r in bad:
-	        print("  %s: %s: %s" % (r["id"], r["failed_step"], (r.get("error") or "")[:400].replace("\n", " | ")))
-	print()
-	print("raw results: %s" % sys.argv[1])
-EOF
+"$PY" "$REPO/bench/report.py" "$BENCH_OUT" ${BENCH_PLOT:+--svg "$BENCH_PLOT"}
 # (lib.sh's exit handler reports a non-zero status as a failed test: say why)
 [ "$failed" = 0 ] || { fail "$failed measured round(s) failed (see above)"; exit 1; }
