@@ -128,6 +128,7 @@ int main(int argc, char **argv)
 			struct error re = { 0 };
 			if (journal_recover(&c, true, &re) < 0)
 				log_warn("recovering earlier migrations: %s", re.msg);
+			migrations_prune(c.cfg.root);
 		}
 		optind = 0; /* reset getopt for the verb */
 		return verbs[i].run(&c, vargc, vargv);

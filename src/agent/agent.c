@@ -596,6 +596,7 @@ int agent_serve_stdio(struct ctx *c)
 	}
 	snprintf(s.conn.self, sizeof(s.conn.self), "%s", c->cfg.name);
 	outcome_prune(c->cfg.root);
+	migrations_prune(c->cfg.root);
 	rc = serve(&s);
 	lock_release(s.lock);
 	proto_conn_free(&s.conn);

@@ -288,6 +288,33 @@ static int recover_one(struct ctx *c, const char *mig_dir, const char *id, bool 
 	return 1;
 }
 
+void migrations_prune(const char *root)
+{
+	char dir[PATH_MAX + 16];
+	time_t limit = time(NULL) - (time_t)OUTCOME_KEEP_DAYS * 86400;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/migrations", root);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char mig[PATH_MAX + 300], jp[PATH_MAX + 320];
+		struct stat st;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(mig, sizeof(mig), "%s/%s", dir, de->d_name);
+		snprintf(jp, sizeof(jp), "%s/journal", mig);
+		/* a journal means unfinished business: never pruned */
+		if (path_exists(jp) || lstat(mig, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_mtime >= limit)
+			continue;
+		struct error e = { 0 };
+		rm_rf(mig, &e);
+	}
+	closedir(d);
+}
+
 int journal_recover(struct ctx *c, bool quiet, struct error *e)
 {
 	char dir[PATH_MAX + 16];

@@ -43,6 +43,10 @@ int outcome_write(const char *root, const char *mig_id, int outcome, struct erro
 int outcome_read(const char *root, const char *mig_id);
 /* Removes records older than OUTCOME_KEEP_DAYS. */
 void outcome_prune(const char *root);
+/* Removes what failed migrations left for the post-mortem (CRIU logs under
+ * <root>/migrations/<id>) once older than OUTCOME_KEEP_DAYS; a migration
+ * with a journal is never touched. */
+void migrations_prune(const char *root);
 
 /* Finishes or rolls back every migration of this host whose cmt is gone.
  * Prints what it did (one line each) unless quiet.  Returns how many

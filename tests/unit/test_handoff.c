@@ -77,6 +77,34 @@ static void test_outcomes(const char *root)
 	is_str(outcome_name(99), "unknown", "an unknown outcome has a name too");
 }
 
+static void test_prune(const char *root)
+{
+	struct error e = { 0 };
+	char p[PATH_MAX];
+	struct timeval old[2] = { { time(NULL) - (OUTCOME_KEEP_DAYS + 1) * 86400L, 0 },
+				  { time(NULL) - (OUTCOME_KEEP_DAYS + 1) * 86400L, 0 } };
+
+	snprintf(p, sizeof(p), "%s/migrations/old-failed/work", root);
+	mkdir_p(p, 0700, &e);
+	snprintf(p, sizeof(p), "%s/migrations/old-journal/work", root);
+	mkdir_p(p, 0700, &e);
+	snprintf(p, sizeof(p), "%s/migrations/old-journal/journal", root);
+	write_file_atomic(p, "state=frozen\n", 13, 0600, &e);
+	snprintf(p, sizeof(p), "%s/migrations/new-failed/work", root);
+	mkdir_p(p, 0700, &e);
+	snprintf(p, sizeof(p), "%s/migrations/old-failed", root);
+	utimes(p, old);
+	snprintf(p, sizeof(p), "%s/migrations/old-journal", root);
+	utimes(p, old);
+	migrations_prune(root);
+	snprintf(p, sizeof(p), "%s/migrations/old-failed", root);
+	ok(!path_exists(p), "an old failed migration's logs are pruned");
+	snprintf(p, sizeof(p), "%s/migrations/old-journal/journal", root);
+	ok(path_exists(p), "an old migration with a journal is never pruned");
+	snprintf(p, sizeof(p), "%s/migrations/new-failed", root);
+	ok(path_exists(p), "a recent failed migration's logs stay");
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/cmt-test-handoff.XXXXXX";
@@ -87,6 +115,7 @@ int main(void)
 	test_lease();
 	test_journal(dir);
 	test_outcomes(dir);
+	test_prune(dir);
 	rm_rf(dir, &e);
 	return done_testing();
 }
