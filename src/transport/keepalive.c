@@ -24,7 +24,7 @@ static void *run(void *arg)
 			break;
 		pthread_mutex_unlock(&ka->mu);
 		struct error e = { 0 };
-		int r = proto_send(ka->conn, MSG_KEEPALIVE, 0, NULL, 0, &e);
+		int r = proto_send_keepalive(ka->conn, &e);
 		pthread_mutex_lock(&ka->mu);
 		if (r < 0) {
 			ka->failed = true; /* the main thread finds out on its next send or receive */

@@ -394,7 +394,43 @@ static int write_all_iov(int fd, struct iovec *iov, int n)
 	return 0;
 }
 
-int proto_send(struct proto_conn *c, uint16_t type, uint32_t chan, const void *payload, uint32_t len, struct error *e)
+static int read_full(struct proto_conn *c, uint8_t *p, size_t n, struct error *e, bool at_start);
+
+/* The peer closed the connection while we were sending: it usually said why
+ * first (an ERROR, e.g. "the lease expired").  Read what is left, briefly,
+ * and make that the error. */
+static void last_words(struct proto_conn *c, struct error *e)
+{
+	int saved = c->timeout_ms;
+	struct frame f;
+	struct msg m;
+
+	c->timeout_ms = 500;
+	for (int i = 0; i < 64; i++) {
+		struct error re = { 0 };
+		if (proto_recv(c, &f, &re) < 0)
+			break;
+		if (f.type != MSG_ERROR)
+			continue;
+		struct error pe = { 0 };
+		if (msg_decode(f.type, f.data, f.len, &m, &pe) < 0)
+			break;
+		int code = (int)m.num[A_ERRNO];
+		error_set(e, code > 0 && code < 4096 ? code : EIO, "%s closed the connection: %s", c->peer,
+			  m.str[A_MESSAGE]);
+		if (msg_has(&m, A_HINT))
+			error_hint(e, "%s", m.str[A_HINT]);
+		if (msg_has(&m, A_DETAIL))
+			error_detail(e, "%s", m.str[A_DETAIL]);
+		error_host(e, msg_has(&m, A_HOST) ? m.str[A_HOST] : c->peer);
+		msg_free(&m);
+		break;
+	}
+	c->timeout_ms = saved;
+}
+
+static int send_frame(struct proto_conn *c, uint16_t type, uint32_t chan, const void *payload, uint32_t len,
+		      bool explain, struct error *e)
 {
 	uint8_t hdr[PROTO_HDR_SIZE];
 	struct iovec iov[2];
@@ -415,11 +451,26 @@ int proto_send(struct proto_conn *c, uint16_t type, uint32_t chan, const void *p
 	if (c->send_lock)
 		pthread_mutex_unlock(c->send_lock);
 	if (r < 0) {
-		if (r == -EPIPE)
-			return error_set(e, EPIPE, "connection to %s lost while sending %s", c->peer, msg_type_name(type));
+		if (r == -EPIPE) {
+			error_set(e, EPIPE, "connection to %s lost while sending %s", c->peer, msg_type_name(type));
+			if (explain)
+				last_words(c, e);
+			return -EPIPE;
+		}
 		return error_errno(e, -r, "cannot send %s to %s", msg_type_name(type), c->peer);
 	}
 	return 0;
+}
+
+int proto_send(struct proto_conn *c, uint16_t type, uint32_t chan, const void *payload, uint32_t len, struct error *e)
+{
+	return send_frame(c, type, chan, payload, len, true, e);
+}
+
+int proto_send_keepalive(struct proto_conn *c, struct error *e)
+{
+	/* from the keepalive thread: it must not read the connection */
+	return send_frame(c, MSG_KEEPALIVE, 0, NULL, 0, false, e);
 }
 
 int proto_send_msg(struct proto_conn *c, uint16_t type, struct mbuf *mb, struct error *e)

@@ -149,6 +149,9 @@ int proto_conn_init(struct proto_conn *c, int rfd, int wfd, const char *peer, st
 void proto_conn_free(struct proto_conn *c);
 int proto_send(struct proto_conn *c, uint16_t type, uint32_t chan, const void *payload, uint32_t len, struct error *e);
 int proto_send_msg(struct proto_conn *c, uint16_t type, struct mbuf *mb, struct error *e);
+/* A KEEPALIVE frame, for the keepalive thread: unlike proto_send it never
+ * reads the connection (to explain a lost connection). */
+int proto_send_keepalive(struct proto_conn *c, struct error *e);
 /* Receives the next frame; KEEPALIVE frames are consumed here (each one
  * restarts the timeout). */
 int proto_recv(struct proto_conn *c, struct frame *f, struct error *e);

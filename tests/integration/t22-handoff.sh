@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The handoff's later half (doc/design.md "Handoff"):
+# - a long hook with a short lease: keepalives keep the destination waiting;
 # - a migrated container was restored stopped and resumed on COMMIT: it runs on
 #   h2, and h2 recorded the outcome `committed` for a later QUERY;
 # - a source that lost DONE (journal `committing`) asks the destination, from
@@ -54,6 +55,13 @@ is "$(runc_status h2 ct1)" running "ct1 runs on h2"
 check "and counts there (resumed after the commit)" counting "$LAB_DIR/h2/cmt/bundles/ct1/rootfs/tmp/count"
 mid=$(sed -n 's/.*"migration_id": *"\([^"]*\)".*/\1/p' <<<"$MIG_JSON")
 check "h2 recorded the outcome 'committed' for migration $mid" grep -qx committed "$h2root/outcomes/$mid"
+
+# --- a long local step is not silence: keepalives carry the lease over it ---------
+counter ck h1
+migrate_from h1 ck --to h2 --lease 2 --hook-post-dump 'sleep 5'
+is "$MIG_RC" 0 "a 5 s hook while frozen does not expire a 2 s lease (keepalives)"
+is "$(runc_status h2 ck)" running "ck runs on h2"
+on h2 runc delete --force ck >/dev/null 2>&1
 
 # --- lost DONE, destination says committed: the frozen copy goes ----------------
 counter ct2 h1
