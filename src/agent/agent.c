@@ -22,6 +22,8 @@
 #include "util/lock.h"
 #include "util/log.h"
 
+#define AGENT_IDLE_MS (5 * 60 * 1000)
+
 struct session {
 	struct ctx *c;
 	struct proto_conn conn;
@@ -598,6 +600,9 @@ int agent_serve_stdio(struct ctx *c)
 		return 1;
 	}
 	snprintf(s.conn.self, sizeof(s.conn.self), "%s", c->cfg.name);
+	/* an idle session (checks, probes) ends after a while; PREPARE
+	 * replaces this with the migration's lease */
+	s.conn.timeout_ms = AGENT_IDLE_MS;
 	outcome_prune(c->cfg.root);
 	migrations_prune(c->cfg.root);
 	rc = serve(&s);
