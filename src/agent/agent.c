@@ -488,7 +488,7 @@ static int serve(struct session *s)
 		if (r < 0) {
 			/* connection gone or garbled, or the lease expired: roll back
 			 * unless committed */
-			if (e.code == ETIMEDOUT) {
+			if (e.code == ETIMEDOUT && s->prepared) {
 				error_wrap(&e, "the lease of %u ms expired; %s rolls back", s->lease_ms, s->c->cfg.name);
 				error_hint(&e, "the source was silent for longer than the lease: if it is only slow (a "
 					       "loaded host, a slow disk), give it more time with --lease SECONDS");
