@@ -121,7 +121,7 @@ static int on_prepare(struct session *s, struct msg *m, struct error *e)
 	r = ctx_need_criu(s->c, e);
 	if (r < 0)
 		return r;
-	r = criu_selfcheck(&s->c->criu, e);
+	r = ctx_criu_check(s->c, e);
 	if (r < 0)
 		return r;
 	/* One incoming migration per workload name; the lock also tells
@@ -381,7 +381,7 @@ static int on_cpu_check(struct session *s, struct msg *m, struct error *e)
 	int r;
 
 	mb_init(&mb);
-	if (ctx_need_criu(s->c, e) < 0 || criu_selfcheck(&s->c->criu, e) < 0) {
+	if (ctx_need_criu(s->c, e) < 0 || ctx_criu_check(s->c, e) < 0) {
 		/* no usable CRIU here: the CPU cannot be judged (the criu checks say why) */
 		mb_u32(&mb, A_FLAGS, CPU_UNKNOWN);
 		mb_str(&mb, A_MESSAGE, e->msg);
@@ -391,7 +391,7 @@ static int on_cpu_check(struct session *s, struct msg *m, struct error *e)
 		return r;
 	}
 	mb_free(&mb);
-	r = criu_cpuinfo_check(&s->c->criu, m->bytes[A_BLOB], m->blen[A_BLOB], why, sizeof(why), e);
+	r = ctx_cpuinfo_check(s->c, m->bytes[A_BLOB], m->blen[A_BLOB], why, sizeof(why), e);
 	if (r < 0)
 		return r;
 	bool ok = r == 1;

@@ -307,7 +307,7 @@ static int check_cpu(struct ctx *c, struct peer *p, struct check_list *l, struct
 
 	if (!c->criu.path[0])
 		return 0;
-	if (criu_cpuinfo_dump(&c->criu, &buf, &len, &tmp) < 0) {
+	if (ctx_cpuinfo_dump(c, &buf, &len, &tmp) < 0) {
 		check_add(l, "cpu", CHECK_WARN, NULL, "cannot describe this host's CPU (criu cpuinfo dump failed)");
 		return 0;
 	}
@@ -343,10 +343,11 @@ int checks_run(struct ctx *c, struct peer *p, const struct workload *w, const ch
 	int r;
 
 	memset(l, 0, sizeof(*l));
-	facts_gather(c, &l->src);
+	/* the destination gathers its facts while this host gathers its own */
 	r = proto_send_msg(&p->conn, MSG_FACTS_REQ, NULL, e);
 	if (r < 0)
 		return r;
+	facts_gather(c, &l->src);
 	r = proto_recv_msg(&p->conn, MSG_FACTS, &m, e);
 	if (r < 0)
 		return r;

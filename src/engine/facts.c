@@ -185,7 +185,7 @@ void facts_gather(struct ctx *c, struct facts *f)
 		facts_set(f, "criu_version", "%s", c->criu.version);
 		facts_set(f, "criu_vnum", "%d", c->criu.vnum);
 		error_clear(&e);
-		if (criu_selfcheck(&c->criu, &e) < 0) {
+		if (ctx_criu_check(c, &e) < 0) {
 			/* first line of what CRIU said */
 			char first[400] = "";
 			for (const char *p = e.detail; *p; p += strcspn(p, "\n") + (p[strcspn(p, "\n")] == '\n')) {
@@ -199,14 +199,11 @@ void facts_gather(struct ctx *c, struct facts *f)
 		} else {
 			facts_set(f, "criu_check", "ok");
 		}
-		criu_opts *o = NULL;
-		struct criu_feature_check fc = { .mem_track = true, .lazy_pages = true };
-		if (criu_local_init_opts(&o) == 0 && criu_local_set_service_binary(o, c->criu.path) == 0 &&
-		    criu_local_feature_check(o, &fc, sizeof(fc)) == 0) {
-			facts_set(f, "feature_mem_dirty_track", "%d", fc.mem_track ? 1 : 0);
-			facts_set(f, "feature_lazy_pages", "%d", fc.lazy_pages ? 1 : 0);
+		bool mt, lp;
+		if (ctx_criu_features(c, &mt, &lp) == 0) {
+			facts_set(f, "feature_mem_dirty_track", "%d", mt ? 1 : 0);
+			facts_set(f, "feature_lazy_pages", "%d", lp ? 1 : 0);
 		}
-		criu_local_free_opts(o);
 	}
 	error_clear(&e);
 	if (ctx_need_runc(c, &e) < 0)

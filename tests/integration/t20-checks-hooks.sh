@@ -140,3 +140,14 @@ wait_until 5 sh -c "[ \"\$(cat '$count2')\" -gt '$before' ]"
 is "$?" 0 "the source copy counts on from where it was"
 check "nothing left registered on h1" sh -c "! on h1 runc state ct1 >/dev/null 2>&1"
 check "no bundle left on h1" test ! -e "$LAB_DIR/h1/cmt/bundles/ct1"
+
+# --- CRIU's answers are cached per boot and CRIU binary --------------------------
+for h in h1 h2; do
+	check "$h cached its successful criu check (keyed by boot and binary)" grep -q '^boot=.* criu=' "$LAB_DIR/$h/cmt/cache/criu-check"
+done
+check "h1 cached its cpuinfo image" test -s "$LAB_DIR/h1/cmt/cache/cpuinfo.img"
+# a cache written under another key (another boot, another CRIU) is not believed
+# (ct1 runs on h2 now: check from there, against h1)
+printf 'boot=another criu=/x size=1 mtime=1.0\nok\n' >"$LAB_DIR/h1/cmt/cache/criu-check"
+on h2 "$CMT" check ct1 --to h1 --rsh "$RSH" --remote-cmt "$CMT" >/dev/null 2>&1
+check "a stale cache entry is replaced by a fresh check" sh -c "! grep -q 'boot=another' '$LAB_DIR/h1/cmt/cache/criu-check' && grep -q '^ok$' '$LAB_DIR/h1/cmt/cache/criu-check'"
