@@ -18,6 +18,7 @@
 #include "transport/proto.h"
 #include "transport/rsh.h"
 #include "transport/tree.h"
+#include "util/fault.h"
 #include "util/fs.h"
 #include "util/lock.h"
 #include "util/log.h"
@@ -171,7 +172,9 @@ static int on_prepare(struct session *s, struct msg *m, struct error *e)
 	}
 	s->prepared = true;
 	dest_journal(s, J_DEST_PREPARED);
-	return proto_send_msg(&s->conn, MSG_READY, NULL, e);
+	r = proto_send_msg(&s->conn, MSG_READY, NULL, e);
+	fault_point("after-prepare");
+	return r;
 }
 
 /* Reads a stream to its end, discarding it; returns its byte count or
@@ -288,10 +291,12 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 			return r;
 	}
 	dest_journal(s, J_DEST_RESTORED);
+	fault_point("before-restore");
 	r = s->drv->restore(s->c, &s->rq, &pid, e);
 	if (r < 0)
 		return r;
 	s->restored = true;
+	fault_point("after-restore");
 	mb_init(&mb);
 	mb_u32(&mb, A_PID, (uint32_t)pid);
 	mb_u64(&mb, A_DURATION_US, (uint64_t)((now_ms() - t0) * 1000));
@@ -315,6 +320,7 @@ static int on_commit(struct session *s, struct error *e)
 	if (r < 0)
 		log_warn("cannot record the outcome of migration %s: %s", s->mig_id, e->msg);
 	error_clear(e);
+	fault_point("after-commit");
 	r = s->drv->resume(s->c, &s->rq, e);
 	if (r < 0) {
 		/* committed but stopped: keep the journal, `cmt recover` here resumes it */
@@ -323,6 +329,7 @@ static int on_commit(struct session *s, struct error *e)
 		return r;
 	}
 	finish(s);
+	fault_point("after-resume");
 	return proto_send_msg(&s->conn, MSG_DONE, NULL, e);
 }
 
@@ -600,6 +607,8 @@ int agent_serve_stdio(struct ctx *c)
 		return 1;
 	}
 	snprintf(s.conn.self, sizeof(s.conn.self), "%s", c->cfg.name);
+	fault_init(c->cfg.root, "agent");
+	fault_set_conn(rfd, wfd);
 	/* an idle session (checks, probes) ends after a while; PREPARE
 	 * replaces this with the migration's lease */
 	s.conn.timeout_ms = AGENT_IDLE_MS;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "transport/keepalive.h"
 #include "transport/rsh.h"
 #include "transport/tree.h"
+#include "util/fault.h"
 #include "util/fs.h"
 #include "util/lock.h"
 #include "util/log.h"
@@ -229,6 +231,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		return -ENOTSUP;
 	}
 
+	fault_init(c->cfg.root, "source");
 	r = drv->inspect(c, o->workload, &w, e);
 	if (r < 0)
 		goto fail_early;
@@ -258,6 +261,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	if (r < 0)
 		goto fail;
 	connected = true;
+	fault_set_conn(p.conn.rfd, p.conn.wfd);
 
 	{
 		struct precheck pc;
@@ -285,6 +289,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	/* every wait for the agent is bounded by the lease from here on, and
 	 * the agent bounds its waits for us the same way */
 	p.conn.timeout_ms = (int)lease;
+	fault_point("after-prepare");
 
 	/* Long local steps (hooks, freeze, dump): keep the agent's lease alive */
 	keepalive_start(&ka, &p.conn, lease / 3);
@@ -299,12 +304,14 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		goto fail;
 	journal_step(mig_dir, J_FROZEN, &w, o);
 	st->t_frozen = now_ms();
+	fault_point("after-freeze");
 	log_debug("%s frozen", w.label);
 	r = drv->dump(c, &w, images, work, e);
 	if (r < 0)
 		goto fail;
 	st->t_dumped = now_ms();
 	log_debug("dumped in %.0f ms", st->t_dumped - st->t_frozen);
+	fault_point("after-dump");
 	r = run_hook(o, HOOK_POST_DUMP, &w, st, NULL, e);
 	if (r < 0)
 		goto fail;
@@ -330,12 +337,14 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	if (r < 0)
 		goto fail;
 	/* The agent restores the workload stopped: it does not run until COMMIT. */
+	fault_point("before-restore");
 	r = send_restore(&p, &w, lease, st, e);
 	if (r < 0)
 		goto fail;
 	st->t_restored = now_ms();
 	log_debug("restored (stopped) on %s as pid %d after %.0f ms frozen", p.name, st->dest_pid,
 		  st->t_restored - st->t_frozen);
+	fault_point("after-restored");
 
 	/* Commit: the destination lets its copy run, then the source copy goes.
 	 * The agent waits one lease for COMMIT and then rolls back on its own;
@@ -348,8 +357,11 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	r = proto_send_msg(&p.conn, MSG_COMMIT, NULL, e);
 	if (r >= 0) {
 		committed = true;
+		fault_point("after-commit-sent");
 		r = proto_recv_msg(&p.conn, MSG_DONE, &m, e);
 	}
+	if (r >= 0)
+		st->t_running = now_ms();
 	if (r < 0 && committed) {
 		/* COMMIT went out, DONE did not come back: the destination decided
 		 * when COMMIT reached it (or did not).  Ask it over a new connection. */
@@ -361,6 +373,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		oc = handoff_query(o->rsh, o->to, o->remote_cmt, c->cfg.name, st->migration_id, lease, &qe);
 		if (oc == OUTCOME_COMMITTED) {
 			log_info("%s confirms the commit", p.name);
+			st->t_running = now_ms(); /* at the latest */
 			error_clear(e);
 			r = 0;
 			memset(&m, 0, sizeof(m));
@@ -383,6 +396,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	}
 	msg_free(&m);
 	st->bytes_sent = p.conn.bytes_out;
+	fault_point("before-destroy");
 	r = drv->destroy(c, &w, e);
 	if (r < 0) {
 		error_wrap(e, "%s runs on %s, but removing the frozen source copy failed", w.label, p.name);
@@ -462,12 +476,19 @@ char *migrate_stats_json(const struct migrate_stats *st, const struct error *e)
 	json_object_set_new(j, "source", json_string(st->source));
 	json_object_set_new(j, "destination", json_string(st->destination));
 	json_object_set_new(j, "migration_id", json_string(st->migration_id));
-	json_object_set_new(j, "downtime_ms", json_real(span(st->t_frozen, st->t_restored)));
-	json_object_set_new(j, "frozen_ms", json_real(span(st->t_frozen, st->t_restored)));
+	/* downtime: frozen here until it runs there (resumed on COMMIT) */
+	json_object_set_new(j, "downtime_ms", json_real(span(st->t_frozen, st->t_running)));
+	json_object_set_new(j, "frozen_ms", json_real(span(st->t_frozen, st->t_running)));
 	json_object_set_new(j, "dump_ms", json_real(span(st->t_frozen, st->t_dumped)));
 	json_object_set_new(j, "transfer_ms", json_real(span(st->t_dumped, st->t_transferred)));
 	json_object_set_new(j, "restore_ms", json_real(span(st->t_transferred, st->t_restored)));
+	json_object_set_new(j, "commit_ms", json_real(span(st->t_restored, st->t_running)));
 	json_object_set_new(j, "total_ms", json_real(span(st->t_start, st->t_end)));
+	{
+		struct rusage ru;
+		if (getrusage(RUSAGE_SELF, &ru) == 0)
+			json_object_set_new(j, "cmt_peak_rss_kib", json_integer((json_int_t)ru.ru_maxrss));
+	}
 	json_object_set_new(j, "bytes_sent", json_integer((json_int_t)st->bytes_sent));
 	json_object_set_new(j, "image_bytes", json_integer((json_int_t)st->image_bytes));
 	json_object_set_new(j, "rootfs_bytes", json_integer((json_int_t)st->rootfs_bytes));
@@ -510,11 +531,12 @@ void migrate_stats_print(const struct migrate_stats *st)
 		return;
 	fprintf(stderr,
 		"cmt: %s moved to %s in %.0f ms (%s mode)\n"
-		"     downtime %.0f ms: dump %.0f ms, transfer %.0f ms, restore %.0f ms\n"
+		"     downtime %.0f ms: dump %.0f ms, transfer %.0f ms, restore %.0f ms, commit %.0f ms\n"
 		"     sent %s (images %s, root filesystem %s) at %.0f MiB/s\n",
 		st->workload, st->destination, span(st->t_start, st->t_end), st->mode,
-		span(st->t_frozen, st->t_restored), span(st->t_frozen, st->t_dumped), xfer,
-		span(st->t_transferred, st->t_restored), human_bytes(st->bytes_sent, b1, sizeof(b1)),
+		span(st->t_frozen, st->t_running), span(st->t_frozen, st->t_dumped), xfer,
+		span(st->t_transferred, st->t_restored), span(st->t_restored, st->t_running),
+		human_bytes(st->bytes_sent, b1, sizeof(b1)),
 		human_bytes(st->image_bytes, b2, sizeof(b2)), human_bytes(st->rootfs_bytes, b3, sizeof(b3)),
 		xfer > 0 ? (double)st->bytes_sent / (1 << 20) / (xfer / 1000) : 0);
 }

@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "util/fault.h"
+
 _Static_assert(A_ATTR_MAX <= 64, "attribute bitmask is 64 bits");
 
 enum attr_kind { K_NONE, K_U32, K_U64, K_STR, K_BYTES };
@@ -438,6 +440,17 @@ static int send_frame(struct proto_conn *c, uint16_t type, uint32_t chan, const 
 
 	if (len > PROTO_MAX_PAYLOAD)
 		return error_set(e, EMSGSIZE, "internal error: frame of %u bytes is too large", len);
+	uint8_t *bad = NULL;
+	if (type == MSG_DATA && len > 0 && fault_take_corrupt()) {
+		/* fault injection: damage the data, not the frame, so that only
+		 * the stream's end-to-end hash can notice */
+		bad = malloc(len);
+		if (bad) {
+			memcpy(bad, payload, len);
+			bad[len / 2] ^= 0x5a;
+			payload = bad;
+		}
+	}
 	proto_hdr_encode(hdr, type, chan, payload, len);
 	iov[0] = (struct iovec){ hdr, sizeof(hdr) };
 	iov[1] = (struct iovec){ (void *)payload, len };
@@ -450,6 +463,7 @@ static int send_frame(struct proto_conn *c, uint16_t type, uint32_t chan, const 
 		c->bytes_out += PROTO_HDR_SIZE + len;
 	if (c->send_lock)
 		pthread_mutex_unlock(c->send_lock);
+	free(bad);
 	if (r < 0) {
 		if (r == -EPIPE) {
 			error_set(e, EPIPE, "connection to %s lost while sending %s", c->peer, msg_type_name(type));

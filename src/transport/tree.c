@@ -13,6 +13,7 @@
 #include <xxhash.h>
 
 #include "util/cleanup.h"
+#include "util/fault.h"
 #include "util/log.h"
 
 #define CHUNK (256 * 1024)
@@ -50,6 +51,8 @@ static la_ssize_t send_cb(struct archive *a, void *ud, const void *buf, size_t n
 	(void)a;
 	while (left > 0) {
 		uint32_t k = left > PROTO_MAX_PAYLOAD ? PROTO_MAX_PAYLOAD : (uint32_t)left;
+		if (s->bytes > 0)
+			fault_point("mid-stream"); /* fires at most once per process */
 		if (peer_spoke(s) < 0 || proto_send(s->c, MSG_DATA, s->chan, p, k, s->e) < 0) {
 			s->failed = 1;
 			return -1;
@@ -255,6 +258,8 @@ static la_ssize_t recv_cb(struct archive *a, void *ud, const void **buf)
 		return -1;
 	}
 	if (f.type == MSG_DATA) {
+		if (rc->bytes > 0)
+			fault_point("mid-stream");
 		XXH3_64bits_update(&rc->hash, f.data, f.len);
 		rc->bytes += f.len;
 		*buf = f.data;

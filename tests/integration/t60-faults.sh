@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Fault injection: a fault at every step of the handoff, on either side, and
+# after each one the promise holds: the workload runs exactly once (on the
+# host the scenario says), its memory is intact (memhog checks every page),
+# it is neither frozen nor stopped and it ticks on; no journal, image
+# directory, half-restored bundle or CRIU network-lock rule is left on either
+# host; cmt's exit status and message say what happened.
+#
+# Faults are injected through <state root>/faults (src/util/fault.c), except
+# the disk (a small tmpfs over the destination's migrations directory) and
+# the failing restore (a runc wrapper on the destination).  A crash is
+# followed by what the user would do next: any cmt command on that host,
+# here `cmt recover`.
+#
+# While each migration runs, a watcher samples both copies' tick counters:
+# both advancing in one window means two copies ran at once, which fails the
+# scenario (the destination's copy is restored stopped until COMMIT).
+#
+# The table below is the one in README.md ("Fault injection"); each row:
+#   NAME  MODE  SIDE  POINT  ACTION  ARG  RC  RUNS_ON  MESSAGE (regex)
+# SIDE/POINT/ACTION: see src/util/fault.h; "disk" and "runc" are special.
+# RC is cmt migrate's exit status (137: killed); RUNS_ON where the workload
+# must run in the end.
+set -u
+. "$(dirname "$0")/lib.sh"
+require_root
+require_cmt
+require_cmd runc busybox iptables-save
+
+SCENARIOS=(
+	"ssh-cut-mid-stream        cold source mid-stream        cut     -    1   h1 connection .*(closed|lost)"
+	"ssh-cut-after-restored    cold source after-restored    cut     -    1   h1 connection .*(closed|lost)"
+	"ssh-cut-after-commit      cold source after-commit-sent cut     -    0   h2 -"
+	"agent-killed-after-ready  cold agent  after-prepare     kill    -    1   h1 connection .*(closed|lost)"
+	"agent-killed-mid-stream   cold agent  mid-stream        kill    -    1   h1 connection .*(closed|lost)"
+	"agent-killed-restored     cold agent  after-restore     kill    -    1   h1 connection .*(closed|lost)"
+	"agent-killed-committed    cold agent  after-commit      kill    -    0   h2 -"
+	"source-killed-frozen      cold source after-freeze      kill    -    137 h1 -"
+	"source-killed-restored    cold source after-restored    kill    -    137 h1 -"
+	"source-killed-committing  cold source after-commit-sent kill    -    137 h2 -"
+	"source-killed-destroying  cold source before-destroy    kill    -    137 h2 -"
+	"disk-full                 cold disk   -                 -       -    1   h1 (space|ENOSPC|No space)"
+	"restore-fails             cold runc   -                 -       -    1   h1 restore"
+	"corrupted-stream          cold source mid-stream        corrupt -    1   h1 (hash|XXH3|corrupt|damaged|mismatch)"
+	"dest-too-slow-restore     cold agent  before-restore    stall   9000 1   h1 did not answer"
+	"source-too-slow-commit    cold source after-restored    stall   5000 1   h1 (too late|lease)"
+	"dest-too-slow-commit      cold agent  after-commit      stall   6000 0   h2 confirms the commit"
+)
+LEASE=3 # seconds: short, so that the lease scenarios are quick
+
+lab_start 2
+work=$(mktemp -d /tmp/cmt-t60.XXXXXX)
+at_exit rm -rf "$work"
+RSH="ssh -F $LAB_SSH_CONFIG"
+make -s -C "$REPO/tests/workload" OUT="$work/bin" >/dev/null || bail "cannot build memhog"
+
+state_get() { # FILE KEY
+	local line kv
+	read -r line 2>/dev/null <"$1" || return 1
+	for kv in $line; do [ "${kv%%=*}" = "$2" ] && { echo "${kv#*=}"; return 0; }; done
+	return 1
+}
+state_ge() { local v; v=$(state_get "$1" "$2") && [ "${v%%.*}" -ge "$3" ]; }
+state_of() { # ID HOST: memhog's state file of container ID on HOST
+	if [ "$2" = h1 ]; then echo "$work/$1/rootfs/tmp/state"; else echo "$LAB_DIR/h2/cmt/bundles/$1/rootfs/tmp/state"; fi
+}
+agents_gone() { ! on h2 pgrep -f 'agent --stdio' >/dev/null; }
+procs_stopped() { # HOST ID: some process of the container is stopped (T)
+	local p pids
+	pids=$(on "$1" runc ps --format json "$2" 2>/dev/null | tr -c '0-9' ' ')
+	for p in $pids; do
+		[ "$(on "$1" sh -c "sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' /proc/$p/status")" = T ] && return 0
+	done
+	return 1
+}
+
+start_memhog() { # ID
+	local b=$work/$1
+	make_bundle "$b" h1 /bin/memhog --mib 16 --dirty-mib-s 2 --verify-ms 500 --state /tmp/state >/dev/null ||
+		{ echo "make_bundle failed"; return 1; }
+	cp "$work/bin/memhog" "$b/rootfs/bin/memhog"
+	on h1 sh -c "cd '$b' && exec runc run -d '$1' </dev/null >/dev/null 2>&1" || { echo "runc run failed"; return 1; }
+	wait_until 30 test -s "$b/rootfs/tmp/state" || { echo "no state file"; return 1; }
+	wait_until 5 state_ge "$b/rootfs/tmp/state" ticks 1 || { echo "no ticks: $(cat "$b/rootfs/tmp/state")"; return 1; }
+}
+
+# watch_twice ID OUT: until killed, sample both copies' tick counters every
+# 200 ms; a window in which both advanced means two copies ran at once.
+watch_twice() {
+	local a=$work/$1/rootfs/tmp/state b=$LAB_DIR/h2/cmt/bundles/$1/rootfs/tmp/state pa="" pb="" ta tb
+	while :; do
+		ta=$(state_get "$a" ticks 2>/dev/null || echo "")
+		tb=$(state_get "$b" ticks 2>/dev/null || echo "")
+		if [ -n "$pa" ] && [ -n "$pb" ] && [ -n "$ta" ] && [ -n "$tb" ] && [ "$ta" -gt "$pa" ] && [ "$tb" -gt "$pb" ]; then
+			echo "both copies ticked between two samples: h1 $pa->$ta, h2 $pb->$tb" >>"$2"
+		fi
+		pa=$ta pb=$tb
+		sleep 0.2
+	done
+}
+
+cleanup_ct() { # ID
+	local h
+	for h in h1 h2; do on "$h" runc delete --force "$1" >/dev/null 2>&1; done
+	rm -rf "${work:?}/$1" "$LAB_DIR/h2/cmt/bundles/$1" "$LAB_DIR/h1/cmt/bundles/$1"
+}
+
+results=()
+n=0
+for row in "${SCENARIOS[@]}"; do
+	read -r name mode side point action arg want_rc runs_on msg <<<"$row"
+	n=$((n + 1))
+	id=f$n
+	diag "--- scenario $name: $side $point $action $arg (mode $mode)"
+	cleanup_ct "$id"
+	why=$(start_memhog "$id" 2>&1) || bail "$name: memhog did not start: $why"
+	restore=""
+	case $side in
+	source) echo "source $point $action ${arg/-/}" >"$LAB_DIR/h1/cmt/faults" ;;
+	agent) echo "agent $point $action ${arg/-/}" >"$LAB_DIR/h2/cmt/faults" ;;
+	disk) on h2 mount -t tmpfs -o size=2m "cmt-t60-$LAB_NAME" /var/lib/cmt/migrations || bail "cannot mount the small tmpfs" ;;
+	runc)
+		printf '#!/bin/sh\nfor a in "$@"; do [ "$a" = restore ] && { echo %s >&2; exit 1; }; done\nexec %s "$@"\n' \
+			"'time=\"x\" level=error msg=\"injected restore failure\"'" "$(command -v runc)" >"$work/runc-fail"
+		chmod +x "$work/runc-fail"
+		restore=$(cat "$LAB_DIR/h2/cmt/config")
+		echo "runc = $work/runc-fail" >>"$LAB_DIR/h2/cmt/config"
+		;;
+	esac
+
+	: >"$work/twice"
+	watch_twice "$id" "$work/twice" &
+	watcher=$!
+	on h1 "$CMT" migrate "$id" --to h2 --mode "$mode" --lease "$LEASE" --rsh "$RSH" --remote-cmt "$CMT" \
+		>"$work/out" 2>"$work/err" </dev/null
+	rc=$?
+	# undo the environment's fault, let a stalled agent finish, then do what a
+	# user does next: any cmt command on each host runs the recovery
+	[ "$side" = disk ] && on h2 umount /var/lib/cmt/migrations
+	[ -n "$restore" ] && printf '%s\n' "$restore" >"$LAB_DIR/h2/cmt/config"
+	wait_until 30 agents_gone || diag "$name: an agent is still running on h2"
+	on h2 "$CMT" recover >"$work/rec2" 2>&1
+	on h1 "$CMT" recover >"$work/rec1" 2>&1
+	on h2 "$CMT" recover >>"$work/rec2" 2>&1 # after h1 asked, nothing may be left here either
+	sleep 0.5 # one more sample after the recovery
+	kill "$watcher" 2>/dev/null
+	wait "$watcher" 2>/dev/null
+
+	bad=()
+	[ -s "$work/twice" ] && bad+=("TWO RUNNING COPIES: $(head -n 3 "$work/twice")")
+	[ "$rc" = "$want_rc" ] || bad+=("exit status $rc, want $want_rc")
+	if [ "$msg" != - ] && ! grep -Eq "$msg" "$work/err"; then bad+=("message does not match /$msg/"); fi
+	where=()
+	for h in h1 h2; do [ "$(runc_status "$h" "$id")" = running ] && where+=("$h"); done
+	other=h1
+	[ "$runs_on" = h1 ] && other=h2
+	[ "${where[*]:-}" = "$runs_on" ] || bad+=("runs on [${where[*]:-nowhere}], want exactly [$runs_on]")
+	[ "$(runc_status "$other" "$id")" = "" ] || bad+=("a copy is registered on $other: $(runc_status "$other" "$id")")
+	procs_stopped "$runs_on" "$id" && bad+=("processes are stopped on $runs_on")
+	st=$(state_of "$id" "$runs_on")
+	if [ "${where[*]:-}" = "$runs_on" ]; then
+		t0=$(state_get "$st" ticks)
+		wait_until 10 state_ge "$st" ticks $((${t0:-0} + 1)) || bad+=("memhog does not tick on $runs_on")
+		u=$(state_get "$st" usr1 || echo 0)
+		on "$runs_on" runc kill "$id" USR1
+		if wait_until 30 state_ge "$st" usr1 $((u + 1)); then
+			[ "$(state_get "$st" verify_fail)" = 0 ] || bad+=("memory damaged: $(cat "$st")")
+		else
+			bad+=("memhog did not verify its memory on $runs_on")
+		fi
+	fi
+	left=$(find "$LAB_DIR"/h[12]/cmt/migrations -name images -o -name journal 2>/dev/null)
+	[ -z "$left" ] || bad+=("left behind: $left")
+	[ -e "$LAB_DIR/$other/cmt/bundles/$id" ] && bad+=("bundle left on $other")
+	for h in h1 h2; do
+		on "$h" iptables-save 2>/dev/null | grep -q CRIU && bad+=("CRIU network-lock rules left on $h")
+		ls -d /sys/fs/cgroup/freezer/"$(sed -n 's/^cgroup_parent *= *//p' "$LAB_DIR/$h/cmt/config")"/freeze-* \
+			>/dev/null 2>&1 && bad+=("a cmt freezer cgroup is left on $h")
+	done
+	[ -e "$LAB_DIR/h1/cmt/faults" ] || [ -e "$LAB_DIR/h2/cmt/faults" ] && bad+=("the fault did not fire")
+	rm -f "$LAB_DIR/h1/cmt/faults" "$LAB_DIR/h2/cmt/faults"
+
+	if [ ${#bad[@]} -eq 0 ]; then
+		ok "$name: exit $rc, runs once on $runs_on, memory intact, nothing left"
+		results+=("| $name | $mode | $side $point $action ${arg/-/} | $rc | $runs_on | ok |")
+	else
+		fail "$name" "${bad[@]}" "stderr: $(tail -n 6 "$work/err")" "recover h1: $(cat "$work/rec1")" \
+			"recover h2: $(cat "$work/rec2")"
+		results+=("| $name | $mode | $side $point $action ${arg/-/} | $rc | ${where[*]:-none} | FAILED |")
+	fi
+	diag "$(tail -n 2 "$work/err" | tr '\n' ' ')"
+	cleanup_ct "$id"
+done
+
+diag "scenario | mode | fault | exit | runs on | result"
+for r in "${results[@]}"; do diag "$r"; done
