@@ -47,6 +47,9 @@ int hosts_parse_list(const char *list, const char *root, char hosts[][256], int 
 			break;
 		if (k >= 256)
 			return error_set(e, EINVAL, "host name too long: %.40s...", p);
+		if (*p == '-')
+			/* it would reach the remote shell as an option */
+			return error_set(e, EINVAL, "bad host '%.*s': a host name cannot start with '-'", (int)(k > 60 ? 60 : k), p);
 		if (n == max)
 			return error_set(e, E2BIG, "too many candidate hosts (at most %d)", max);
 		memcpy(hosts[n], p, k);

@@ -45,26 +45,19 @@ int journal_write(const char *mig_dir, const struct journal *j, struct error *e)
 	return write_file_atomic(path, buf, (size_t)n, 0600, e);
 }
 
-int journal_read(const char *mig_dir, struct journal *j, struct error *e)
+int journal_parse(char *text, struct journal *j, const char *path, struct error *e)
 {
-	char path[PATH_MAX + 16];
-	_cleanup_free_ char *text = NULL;
-	int r;
+	bool have_state = false;
 
 	memset(j, 0, sizeof(*j));
-	snprintf(path, sizeof(path), "%s/journal", mig_dir);
 	snprintf(j->path, sizeof(j->path), "%s", path);
-	r = read_file(path, 64 * 1024, &text, NULL, e);
-	if (r < 0)
-		return r;
-	bool have_state = false;
 	for (char *l = text, *nl; l && *l; l = nl) {
 		nl = strchr(l, '\n');
 		if (nl)
 			*nl++ = 0;
 		char *eq = strchr(l, '=');
 		if (!eq)
-			return error_set(e, EINVAL, "corrupted journal %s: line '%s'", path, l);
+			return error_set(e, EINVAL, "corrupted journal %s: line '%.80s'", path, l);
 		*eq = 0;
 		const char *v = eq + 1;
 		if (!strcmp(l, "state")) {
@@ -91,7 +84,27 @@ int journal_read(const char *mig_dir, struct journal *j, struct error *e)
 	}
 	if (!have_state || (j->kind != KIND_RUNC && j->kind != KIND_PID) || !j->workload[0])
 		return error_set(e, EINVAL, "corrupted journal %s: missing or unknown state, kind or workload", path);
+	/* names that become paths or commands: nothing that leaves its directory */
+	if (strchr(j->workload, '/') || !strcmp(j->workload, ".") || !strcmp(j->workload, ".."))
+		return error_set(e, EINVAL, "corrupted journal %s: bad workload '%.80s'", path, j->workload);
+	if (j->freeze_cg[0] && (strstr(j->freeze_cg, "/../") || strncmp(j->freeze_cg, "/sys/fs/cgroup/", 15) != 0))
+		return error_set(e, EINVAL, "corrupted journal %s: bad freezer cgroup '%.80s'", path, j->freeze_cg);
 	return 0;
+}
+
+int journal_read(const char *mig_dir, struct journal *j, struct error *e)
+{
+	char path[PATH_MAX + 16];
+	_cleanup_free_ char *text = NULL;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/journal", mig_dir);
+	r = read_file(path, 64 * 1024, &text, NULL, e);
+	if (r < 0) {
+		memset(j, 0, sizeof(*j));
+		return r;
+	}
+	return journal_parse(text, j, path, e);
 }
 
 int outcome_write(const char *root, const char *mig_id, int outcome, struct error *e)

@@ -32,6 +32,9 @@ const char *journal_state_name(enum journal_state s);
 /* Writes (atomically) the journal of migration dir mig_dir. */
 int journal_write(const char *mig_dir, const struct journal *j, struct error *e);
 int journal_read(const char *mig_dir, struct journal *j, struct error *e);
+/* Parses a journal's text (modified in place); path is for messages.  A
+ * journal is data from disk: anything malformed is refused (fuzzed). */
+int journal_parse(char *text, struct journal *j, const char *path, struct error *e);
 
 /* Outcomes: the agent records what became of every incoming migration in
  * <root>/outcomes/<id> (committed / aborted), written before it answers, so

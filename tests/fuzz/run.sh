@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs cmt's libFuzzer targets (clang, -fsanitize=fuzzer,address,undefined).
 #
-#   tests/fuzz/run.sh smoke           build, then run each target ~20 s over its seed corpus
+#   tests/fuzz/run.sh smoke           build, then run each target ~15 s over its seed corpus
 #   tests/fuzz/run.sh run [SECONDS]   the same for longer (default 600 s per target)
 #   tests/fuzz/run.sh build           build only (build/fuzz/<target>)
 #   tests/fuzz/run.sh seeds           regenerate the seed corpora in tests/fuzz/corpus/
@@ -18,19 +18,23 @@ cd "$(dirname "$0")/../.."
 mode=${1:-smoke}
 clang=${CLANG:-clang}
 out=build/fuzz
-targets=(fuzz_proto fuzz_config)
+targets=(fuzz_proto fuzz_config fuzz_journal fuzz_facts fuzz_ocispec fuzz_hosts)
 
 die() { printf 'fuzz: error: %s\n' "$*" >&2; exit 2; }
 
-# The sources each target links: the code under test and what it calls.
+# The sources each target links: the code under test and what it calls;
+# "all" links every source of cmt (built once, instrumented, in $out/obj).
 srcs_for() {
 	case $1 in
-	fuzz_proto) echo src/transport/proto.c src/util/error.c ;;
+	fuzz_proto) echo src/transport/proto.c src/util/error.c src/util/fault.c src/util/log.c ;;
 	fuzz_config) echo src/util/config.c src/util/fs.c src/util/error.c ;;
+	fuzz_journal | fuzz_facts | fuzz_ocispec | fuzz_hosts) echo all ;;
 	*) die "no sources listed for $1" ;;
 	esac
 }
+criu_prefix=${CRIU_PREFIX:-$PWD/.deps/criu}
 libs=(-lxxhash)
+all_libs=("$criu_prefix/usr/lib/x86_64-linux-gnu/libcriu.a" -lprotobuf-c -ljansson -larchive -lxxhash -lzstd -lm -pthread)
 
 # shellcheck disable=SC2054 # the commas belong to -fsanitize=
 flags=(-std=gnu11 -g -O1 -fno-omit-frame-pointer
@@ -51,13 +55,45 @@ check_toolchain() {
 	rm -f "$probe" "$probe.c" "$probe.log"
 }
 
+# Every source of cmt but main.c, instrumented, for the targets that need
+# them all; rebuilt whenever any file under src/ is newer than the last build.
+build_all_objs() {
+	local f o stamp=$out/obj/.stamp pids=() objs=() cflags=("${flags[@]}")
+	cflags=("${cflags[@]/-fsanitize=fuzzer,address,undefined/-fsanitize=fuzzer-no-link,address,undefined}")
+	mkdir -p "$out/obj"
+	local stale=1
+	[ -e "$stamp" ] && [ -z "$(find src -newer "$stamp" -print -quit)" ] && stale=0
+	for f in src/*/*.c; do
+		o=$out/obj/$(echo "${f#src/}" | tr / _)
+		o=${o%.c}.o
+		objs+=("$o")
+		[ "$stale" = 0 ] && [ -e "$o" ] && continue
+		"$clang" "${cflags[@]}" -I"$criu_prefix/usr/include" -c -o "$o" "$f" &
+		pids+=($!)
+		if [ ${#pids[@]} -ge "$(nproc)" ]; then
+			wait "${pids[0]}" || die "cannot compile the sources for fuzzing"
+			pids=("${pids[@]:1}")
+		fi
+	done
+	for o in "${pids[@]}"; do wait "$o" || die "cannot compile the sources for fuzzing"; done
+	touch "$stamp"
+	ALL_OBJS=("${objs[@]}")
+}
+
 build() {
 	check_toolchain
+	ALL_OBJS=()
 	for t in "${targets[@]}"; do
 		local srcs
 		read -r -a srcs <<<"$(srcs_for "$t")"
 		echo "  CLANG $out/$t"
-		"$clang" "${flags[@]}" -o "$out/$t" "tests/fuzz/$t.c" "${srcs[@]}" "${libs[@]}"
+		if [ "${srcs[*]}" = all ]; then
+			[ ${#ALL_OBJS[@]} -gt 0 ] || build_all_objs
+			"$clang" "${flags[@]}" -I"$criu_prefix/usr/include" -o "$out/$t" "tests/fuzz/$t.c" "${ALL_OBJS[@]}" \
+				"${all_libs[@]}"
+		else
+			"$clang" "${flags[@]}" -o "$out/$t" "tests/fuzz/$t.c" "${srcs[@]}" "${libs[@]}"
+		fi
 	done
 }
 
@@ -122,7 +158,7 @@ run_all() {
 }
 
 case $mode in
-smoke) run_all "${CMT_FUZZ_SECONDS:-20}" ;;
+smoke) run_all "${CMT_FUZZ_SECONDS:-15}" ;;
 run) run_all "${CMT_FUZZ_SECONDS:-${2:-600}}" ;;
 build) build ;;
 seeds) seeds ;;
