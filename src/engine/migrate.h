@@ -33,7 +33,7 @@ struct migrate_stats {
 	char workload[300];
 	char source[128], destination[256];
 	char migration_id[96];
-	double t_start, t_frozen, t_dumped, t_transferred, t_restored, t_end; /* ms, monotonic; 0 = not reached */
+	double t_start, t_frozen, t_dumped, t_transferred, t_restored, t_running, t_end; /* ms, monotonic; 0 = not reached */
 	uint64_t bytes_sent;     /* everything written to the connection */
 	uint64_t image_bytes;    /* CRIU image payload */
 	uint64_t rootfs_bytes;   /* root filesystem payload */
