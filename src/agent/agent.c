@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -330,7 +331,15 @@ static int on_commit(struct session *s, struct error *e)
 	}
 	finish(s);
 	fault_point("after-resume");
-	return proto_send_msg(&s->conn, MSG_DONE, NULL, e);
+	/* how much memory this agent needed (it streams: far less than the workload) */
+	struct mbuf mb;
+	struct rusage ru;
+	mb_init(&mb);
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		mb_u64(&mb, A_BYTES, (uint64_t)ru.ru_maxrss * 1024);
+	r = proto_send_msg(&s->conn, MSG_DONE, &mb, e);
+	mb_free(&mb);
+	return r;
 }
 
 /* What became of a migration into this host?  Asked by a source that lost

@@ -360,8 +360,11 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		fault_point("after-commit-sent");
 		r = proto_recv_msg(&p.conn, MSG_DONE, &m, e);
 	}
-	if (r >= 0)
+	if (r >= 0) {
 		st->t_running = now_ms();
+		if (msg_has(&m, A_BYTES))
+			st->agent_peak_rss_kib = m.num[A_BYTES] / 1024;
+	}
 	if (r < 0 && committed) {
 		/* COMMIT went out, DONE did not come back: the destination decided
 		 * when COMMIT reached it (or did not).  Ask it over a new connection. */
@@ -488,6 +491,8 @@ char *migrate_stats_json(const struct migrate_stats *st, const struct error *e)
 		struct rusage ru;
 		if (getrusage(RUSAGE_SELF, &ru) == 0)
 			json_object_set_new(j, "cmt_peak_rss_kib", json_integer((json_int_t)ru.ru_maxrss));
+		if (st->agent_peak_rss_kib)
+			json_object_set_new(j, "agent_peak_rss_kib", json_integer((json_int_t)st->agent_peak_rss_kib));
 	}
 	json_object_set_new(j, "bytes_sent", json_integer((json_int_t)st->bytes_sent));
 	json_object_set_new(j, "image_bytes", json_integer((json_int_t)st->image_bytes));

@@ -39,6 +39,7 @@ struct migrate_stats {
 	uint64_t rootfs_bytes;   /* root filesystem payload */
 	uint64_t files;
 	int dest_pid;
+	uint64_t agent_peak_rss_kib; /* the agent's, from DONE (0 = not told) */
 	double restore_ms;       /* as measured by the agent */
 	bool source_thawed;      /* failure: the workload was frozen and runs on the source again */
 	bool source_running;     /* failure: the workload runs on the source (never frozen, or thawed) */
