@@ -87,6 +87,13 @@ int journal_parse(char *text, struct journal *j, const char *path, struct error 
 	/* names that become paths or commands: nothing that leaves its directory */
 	if (strchr(j->workload, '/') || !strcmp(j->workload, ".") || !strcmp(j->workload, ".."))
 		return error_set(e, EINVAL, "corrupted journal %s: bad workload '%.80s'", path, j->workload);
+	if (j->kind == KIND_PID) {
+		char *end;
+		long v = strtol(j->workload, &end, 10);
+		if (*end || v <= 1 || j->workload[0] == '+' || j->workload[0] == '-' || j->workload[0] == ' ')
+			return error_set(e, EINVAL, "corrupted journal %s: a process tree's workload must be a pid > 1, "
+						    "not '%.40s'", path, j->workload);
+	}
 	if (j->freeze_cg[0] && (strstr(j->freeze_cg, "/../") || strncmp(j->freeze_cg, "/sys/fs/cgroup/", 15) != 0))
 		return error_set(e, EINVAL, "corrupted journal %s: bad freezer cgroup '%.80s'", path, j->freeze_cg);
 	return 0;
@@ -261,6 +268,15 @@ static int recover_one(struct ctx *c, const char *mig_dir, const char *id, bool 
 	}
 	case J_DEST_PREPARED:
 	case J_DEST_RESTORED: {
+		/* the journal is data from disk: it names what is removed, so it
+		 * must name something cmt made under its own state root */
+		char bundles[PATH_MAX + 16];
+		snprintf(bundles, sizeof(bundles), "%s/bundles", c->cfg.root);
+		if (j.bundle[0] && !path_is_under(j.bundle, bundles)) {
+			workload_free(&w);
+			return error_set(e, EINVAL, "corrupted journal %s: bundle %.200s is not under %s; left alone",
+					 j.path, j.bundle, bundles);
+		}
 		/* the source never got DONE: it still has its copy; remove ours */
 		struct restore_req rq = { .kind = j.kind };
 		snprintf(rq.id, sizeof(rq.id), "%s", j.workload);

@@ -172,3 +172,17 @@ int path_join(char *buf, size_t n, const char *a, const char *b)
 		return -ENAMETOOLONG;
 	return 0;
 }
+
+bool path_is_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	if (!n || strncmp(path, dir, n) != 0 || path[n] != '/' || !path[n + 1])
+		return false;
+	for (const char *p = path + n; *p; p++)
+		if (p[0] == '/' && p[1] == '.' && p[2] == '.' && (p[3] == '/' || p[3] == 0))
+			return false;
+	return true;
+}

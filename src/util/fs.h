@@ -1,5 +1,6 @@
 /* Small filesystem helpers. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -21,3 +22,7 @@ int path_exists(const char *path);
 int find_in_path(const char *name, char *out, size_t n);
 /* Joins a and b with one '/', into buf; returns -ENAMETOOLONG if it does not fit. */
 int path_join(char *buf, size_t n, const char *a, const char *b);
+/* true when path is strictly inside dir: it starts with dir + "/", has
+ * something after it, and no ".." component (no symlinks are resolved: for
+ * paths cmt itself built under its state root, read back from disk). */
+bool path_is_under(const char *path, const char *dir);

@@ -51,6 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(j.workload[0] && !strchr(j.workload, '/') && strcmp(j.workload, "..") != 0);
 		CHECK(!j.freeze_cg[0] || (!strncmp(j.freeze_cg, "/sys/fs/cgroup/", 15) && !strstr(j.freeze_cg, "/../")));
 		CHECK(journal_state_name(j.state)[0] != '?');
+		if (j.kind == KIND_PID)
+			CHECK(atol(j.workload) > 1); /* recovery may kill or thaw this tree */
 	}
 	free(text);
 	return 0;

@@ -106,7 +106,16 @@ counter ct5 h2
 on h2 runc kill --all ct5 STOP
 wait_until 5 stopped h2 ct5
 is "$?" 0 "ct5 is stopped on h2 (as a restore leaves it)"
-BUNDLE=$work/ct5-nonexistent journal h2 t22-d dest-restored ct5
+# a journal that would make recovery remove something outside the state root
+# is refused and nothing is touched
+mkdir -p "$work/precious" && touch "$work/precious/file"
+BUNDLE=$work/precious journal h2 t22-x dest-restored ct5
+out=$(on h2 "$CMT" recover 2>&1)
+check "a journal naming a bundle outside the state root is refused" grep -q 'corrupted journal.*not under' <<<"$out"
+check "and what it named is untouched" test -e "$work/precious/file"
+is "$(runc_status h2 ct5)" running "ct5 untouched too"
+rm -rf "$LAB_DIR/h2/cmt/migrations/t22-x"
+BUNDLE=/var/lib/cmt/bundles/ct5 journal h2 t22-d dest-restored ct5
 out=$(on h2 "$CMT" recover 2>&1)
 check "h2 removes the uncommitted copy" grep -q 'half-restored container ct5 was removed' <<<"$out"
 is "$(runc_status h2 ct5)" "" "ct5 is gone from h2"

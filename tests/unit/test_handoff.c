@@ -105,6 +105,20 @@ static void test_prune(const char *root)
 	ok(path_exists(p), "a recent failed migration's logs stay");
 }
 
+static void test_path_under(void)
+{
+	ok(path_is_under("/var/lib/cmt/bundles/ct1", "/var/lib/cmt/bundles"), "a bundle under bundles/");
+	ok(path_is_under("/var/lib/cmt/bundles/ct1", "/var/lib/cmt/bundles/"), "trailing slash on the directory");
+	ok(!path_is_under("/var/lib/cmt/bundles", "/var/lib/cmt/bundles"), "the directory itself is not under itself");
+	ok(!path_is_under("/var/lib/cmt/bundles/", "/var/lib/cmt/bundles"), "nor with a slash");
+	ok(!path_is_under("/var/lib/cmt/bundlesX/a", "/var/lib/cmt/bundles"), "a sibling with the same prefix");
+	ok(!path_is_under("/var/lib/cmt/bundles/../../../etc", "/var/lib/cmt/bundles"), "'..' climbs out");
+	ok(!path_is_under("/var/lib/cmt/bundles/a/..", "/var/lib/cmt/bundles"), "a trailing '..'");
+	ok(path_is_under("/var/lib/cmt/bundles/..a", "/var/lib/cmt/bundles"), "'..a' is a name, not '..'");
+	ok(!path_is_under("/", "/var/lib/cmt/bundles"), "/ is not under it");
+	ok(!path_is_under("", "/var/lib/cmt/bundles"), "nor is nothing");
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/cmt-test-handoff.XXXXXX";
@@ -113,6 +127,7 @@ int main(void)
 	if (!mkdtemp(dir))
 		return 1;
 	test_lease();
+	test_path_under();
 	test_journal(dir);
 	test_outcomes(dir);
 	test_prune(dir);
