@@ -16,9 +16,11 @@
 #include "engine/handoff.h"
 #include "engine/journal.h"
 #include "engine/migrate.h"
+#include "engine/rootfs.h"
 #include "transport/proto.h"
 #include "transport/rsh.h"
 #include "transport/tree.h"
+#include "util/cleanup.h"
 #include "util/fault.h"
 #include "util/fs.h"
 #include "util/lock.h"
@@ -32,6 +34,7 @@ struct session {
 	const struct driver *drv;
 	bool prepared, restored, committed;
 	uint32_t lease_ms;        /* how long this side waits for the source (PREPARE) */
+	bool deletions_pending;   /* an AREA_DELETED list waits for the next bundle stream */
 	int lock;                 /* held on the incoming workload's ID */
 	char mig_id[80];
 	char mig_dir[PATH_MAX];
@@ -221,6 +224,29 @@ static int probe_recv(struct session *s, const struct frame *begin, struct error
 	return r;
 }
 
+/* The deletion list received in an AREA_DELETED stream, applied to the bundle. */
+static int apply_deletions(struct session *s, const char *dir, struct error *e)
+{
+	char path[PATH_MAX + 48];
+	_cleanup_free_ char *list = NULL;
+	size_t len = 0;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/deleted", dir);
+	r = read_file(path, ROOTFS_DELETED_MAX, &list, &len, e);
+	if (r == 0)
+		r = rootfs_apply_deletions(s->rq.bundle, list, len, e);
+	{
+		struct error tmp = { 0 };
+		rm_rf(dir, &tmp);
+	}
+	if (r < 0) {
+		error_wrap(e, "applying the root filesystem's deletions");
+		error_host(e, s->c->cfg.name);
+	}
+	return r;
+}
+
 static int on_stream(struct session *s, const struct frame *f, struct error *e, bool *reported)
 {
 	struct msg m;
@@ -236,11 +262,36 @@ static int on_stream(struct session *s, const struct frame *f, struct error *e, 
 	msg_free(&m);
 	if (area == AREA_PROBE)
 		return probe_recv(s, f, e);
-	if (s->prepared && area == AREA_IMAGES)
+	char deleted_dir[PATH_MAX + 32];
+	snprintf(deleted_dir, sizeof(deleted_dir), "%s/deleted-recv", s->rq.work_dir);
+	if (s->prepared && area == AREA_IMAGES) {
 		dest = s->rq.images_dir;
-	else if (s->prepared && area == AREA_BUNDLE && s->drv->kind == KIND_RUNC)
+	} else if (s->prepared && area == AREA_BUNDLE && s->drv->kind == KIND_RUNC) {
 		dest = s->rq.bundle;
-	else {
+		if (s->deletions_pending) {
+			/* what was deleted since the pre-copy goes first (a path may
+			 * come back as another type) */
+			s->deletions_pending = false;
+			r = apply_deletions(s, deleted_dir, e);
+			if (r < 0) {
+				struct error de = { 0 };
+				if (drain_stream(s, f, &de) == -ECANCELED)
+					return -ECANCELED;
+				return r;
+			}
+		}
+	} else if (s->prepared && area == AREA_DELETED && s->drv->kind == KIND_RUNC) {
+		struct error tmp = { 0 };
+		rm_rf(deleted_dir, &tmp);
+		if (mkdir_p(deleted_dir, 0700, &tmp) < 0) {
+			struct error de = { 0 };
+			if (drain_stream(s, f, &de) == -ECANCELED)
+				return -ECANCELED;
+			*e = tmp;
+			return -e->code;
+		}
+		dest = deleted_dir;
+	} else {
 		/* refused: read the stream to its end so the session stays in sync */
 		struct error de = { 0 };
 		int64_t k = drain_stream(s, f, &de);
@@ -253,6 +304,8 @@ static int on_stream(struct session *s, const struct frame *f, struct error *e, 
 	r = tree_recv(&s->conn, f, dest, &ts, reported, e);
 	if (r < 0)
 		error_host(e, s->c->cfg.name);
+	else if (area == AREA_DELETED)
+		s->deletions_pending = true;
 	return r;
 }
 
@@ -277,7 +330,8 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 		if (!txt)
 			return error_set(e, ENOMEM, "out of memory");
 		bool hooks_removed = false;
-		r = oci_rewrite_for_restore(txt, s->c->cfg.cgroup_parent, s->rq.id, &cfg, &hooks_removed, e);
+		bool shared = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_SHARED_ROOTFS);
+		r = oci_rewrite_for_restore(txt, s->c->cfg.cgroup_parent, s->rq.id, shared, &cfg, &hooks_removed, e);
 		free(txt);
 		if (r < 0)
 			return error_wrap(e, "cannot prepare config.json for %s", s->rq.id);

@@ -22,8 +22,10 @@ const char help_migrate[] =
 	"memory and state.  The destination is reached through a remote shell that\n"
 	"starts `cmt agent --stdio` there.\n"
 	"\n"
-	"The workload is frozen and dumped with CRIU; its images and, for a\n"
-	"container, its root filesystem are streamed to HOST, which restores it.\n"
+	"A container's root filesystem is copied to HOST while it still runs; then\n"
+	"the workload is frozen and dumped with CRIU, and its images and what\n"
+	"changed in the root filesystem since (deletions included) are streamed\n"
+	"to HOST, which restores it.\n"
 	"HOST restores it stopped; the source copy stays frozen until HOST has it\n"
 	"ready, then the source commits, HOST lets it run, and only then is the\n"
 	"source copy removed.  If anything fails before that, the workload is\n"
@@ -38,6 +40,8 @@ const char help_migrate[] =
 	"  --json              print the result as one JSON object on the last line of stdout\n"
 	"  --stats-file FILE   also write that JSON object to FILE\n"
 	"  --force             skip the pre-migration checks (see `cmt check`)\n"
+	"  --shared-storage    the container's root filesystem is on storage both hosts see at\n"
+	"                      the same path: it is not copied\n"
 	"  --lease SECONDS     how long either host waits for the other before giving up\n"
 	"                      (default 30); see \"Handoff\" in doc/design.md\n"
 	"  --to auto --candidates H1,H2,...\n"
@@ -81,6 +85,7 @@ int migrate_parse_args(int argc, char **argv, struct migrate_args *a, char *err,
 		{ "hook-post-restore", required_argument, NULL, 1003 },
 		{ "hook-failed-restore", required_argument, NULL, 1004 },
 		{ "hook-timeout", required_argument, NULL, 'T' }, { "lease", required_argument, NULL, 'L' },
+		{ "shared-storage", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int o;
@@ -116,6 +121,9 @@ int migrate_parse_args(int argc, char **argv, struct migrate_args *a, char *err,
 			break;
 		case 'f':
 			a->force = true;
+			break;
+		case 'S':
+			a->shared_storage = true;
 			break;
 		case 'c':
 			a->candidates = optarg;
@@ -223,6 +231,7 @@ int cmd_migrate(struct ctx *c, int argc, char **argv)
 	o.mode = a.mode;
 	o.force = a.force;
 	o.lease_ms = (unsigned)a.lease_s * 1000u;
+	o.shared_storage = a.shared_storage;
 	o.show_checks = log_verbosity > 0;
 	struct hooks hooks = { .timeout_s = a.hook_timeout_s };
 	for (int i = 0; i < HOOK_MAX; i++)

@@ -17,6 +17,7 @@ struct migrate_args {
 	int lease_s;             /* --lease; 0 = default */
 	bool json;
 	bool force;
+	bool shared_storage;
 };
 
 /* argv[0] is the verb.  Returns 0, or -EINVAL with a message in err. */

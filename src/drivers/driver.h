@@ -44,6 +44,7 @@ struct restore_req {
 /* A_FLAGS bits of MSG_RESTORE */
 #define RESTORE_SHELL_JOB 1u
 #define RESTORE_TCP_ESTABLISHED 2u
+#define RESTORE_SHARED_ROOTFS 4u   /* the root filesystem was not sent: root.path (absolute) is shared storage */
 
 struct driver {
 	const char *name;

@@ -45,7 +45,7 @@ int oci_rootfs_path(const char *config, const char *bundle, char *out, size_t n,
 	return r;
 }
 
-int oci_rewrite_for_restore(const char *config, const char *cgroup_parent, const char *id, char **ret,
+int oci_rewrite_for_restore(const char *config, const char *cgroup_parent, const char *id, bool keep_root, char **ret,
 			    bool *ret_hooks_removed, struct error *e)
 {
 	json_t *j = load(config, e), *root, *linux_;
@@ -58,7 +58,15 @@ int oci_rewrite_for_restore(const char *config, const char *cgroup_parent, const
 		json_decref(j);
 		return error_set(e, EINVAL, "config.json has no root object");
 	}
-	json_object_set_new(root, "path", json_string("rootfs"));
+	if (!keep_root) {
+		json_object_set_new(root, "path", json_string("rootfs"));
+	} else {
+		const char *rp = json_string_value(json_object_get(root, "path"));
+		if (!rp || rp[0] != '/') {
+			json_decref(j);
+			return error_set(e, EINVAL, "config.json: with shared storage root.path must be absolute");
+		}
+	}
 	if (ret_hooks_removed)
 		*ret_hooks_removed = json_object_get(j, "hooks") != NULL;
 	json_object_del(j, "hooks");
@@ -99,6 +107,25 @@ int oci_set_annotation(const char *config, const char *key, const char *value, c
 		json_object_set_new(j, "annotations", ann);
 	}
 	json_object_set_new(ann, key, json_string(value));
+	*ret = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	if (!*ret)
+		return error_set(e, ENOMEM, "out of memory");
+	return 0;
+}
+
+int oci_set_root_path(const char *config, const char *path, char **ret, struct error *e)
+{
+	json_t *j = load(config, e), *root;
+
+	if (!j)
+		return -e->code;
+	root = json_object_get(j, "root");
+	if (!json_is_object(root)) {
+		json_decref(j);
+		return error_set(e, EINVAL, "config.json has no root object");
+	}
+	json_object_set_new(root, "path", json_string(path));
 	*ret = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	if (!*ret)

@@ -13,6 +13,8 @@
 #include "criu/precheck.h"
 #include "engine/handoff.h"
 #include "engine/journal.h"
+#include "engine/rootfs.h"
+#include "drivers/ocispec.h"
 #include "transport/keepalive.h"
 #include "transport/rsh.h"
 #include "transport/tree.h"
@@ -96,8 +98,8 @@ static void abort_migration(struct ctx *c, const struct driver *drv, struct work
 	}
 }
 
-static int send_restore(struct peer *p, const struct workload *w, uint32_t lease_ms, struct migrate_stats *st,
-			struct error *e)
+static int send_restore(struct peer *p, const struct workload *w, uint32_t lease_ms, bool shared,
+			struct migrate_stats *st, struct error *e)
 {
 	uint32_t deadline = handoff_restore_deadline_ms(lease_ms, st->image_bytes);
 	struct mbuf mb;
@@ -105,10 +107,19 @@ static int send_restore(struct peer *p, const struct workload *w, uint32_t lease
 	int r;
 
 	mb_init(&mb);
-	mb_u32(&mb, A_FLAGS, (w->shell_job ? RESTORE_SHELL_JOB : 0) | (w->tcp_established ? RESTORE_TCP_ESTABLISHED : 0));
+	mb_u32(&mb, A_FLAGS, (w->shell_job ? RESTORE_SHELL_JOB : 0) | (w->tcp_established ? RESTORE_TCP_ESTABLISHED : 0) |
+				     (shared ? RESTORE_SHARED_ROOTFS : 0));
 	mb_u32(&mb, A_DEADLINE_MS, deadline);
-	if (w->kind == KIND_RUNC)
-		mb_bytes(&mb, A_CONFIG, w->config_json, strlen(w->config_json));
+	if (w->kind == KIND_RUNC) {
+		char *cfg = NULL;
+		/* shared storage: the destination uses the same root filesystem path */
+		if (shared && oci_set_root_path(w->config_json, w->rootfs, &cfg, e) < 0) {
+			mb_free(&mb);
+			return -e->code;
+		}
+		mb_bytes(&mb, A_CONFIG, cfg ? cfg : w->config_json, strlen(cfg ? cfg : w->config_json));
+		free(cfg);
+	}
 	/* the agent gives up restoring after 'deadline'; one lease more for
 	 * its answer to arrive */
 	p->conn.timeout_ms = (int)((uint64_t)deadline + lease_ms > INT32_MAX ? INT32_MAX : deadline + lease_ms);
@@ -212,6 +223,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	struct msg m;
 	char mig_dir[PATH_MAX], images[PATH_MAX + 16], work[PATH_MAX + 16];
 	bool connected = false, committed = false, started = false, inspected = false;
+	struct rootfs_sync rs = { 0 };
 	uint32_t lease = handoff_lease_clamp(o->lease_ms);
 	struct keepalive ka = { 0 };
 	int r, lock = -1;
@@ -291,6 +303,16 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	p.conn.timeout_ms = (int)lease;
 	fault_point("after-prepare");
 
+	/* The root filesystem is copied while the workload still runs; only
+	 * what changes from here on travels after the freeze. */
+	if (w.kind == KIND_RUNC && !o->shared_storage) {
+		r = rootfs_precopy(&p.conn, CHAN_ROOTFS, w.rootfs, &rs, e);
+		if (r < 0)
+			goto fail;
+		st->rootfs_precopy_bytes = rs.precopy_bytes;
+		log_debug("root filesystem pre-copied: %llu bytes", (unsigned long long)rs.precopy_bytes);
+	}
+
 	/* Long local steps (hooks, freeze, dump): keep the agent's lease alive */
 	keepalive_start(&ka, &p.conn, lease / 3);
 	r = run_hook(o, HOOK_PRE_DUMP, &w, st, NULL, e);
@@ -322,12 +344,13 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		goto fail;
 	st->image_bytes = ts.payload_bytes;
 	st->files += ts.files;
-	if (w.kind == KIND_RUNC) {
-		r = tree_send(&p.conn, CHAN_ROOTFS, AREA_BUNDLE, w.rootfs, "rootfs", &ts, e);
+	if (w.kind == KIND_RUNC && !o->shared_storage) {
+		r = rootfs_delta(&p.conn, CHAN_ROOTFS, w.rootfs, work, &rs, e);
 		if (r < 0)
 			goto fail;
-		st->rootfs_bytes = ts.payload_bytes;
-		st->files += ts.files;
+		st->rootfs_bytes = rs.delta_bytes;
+		st->rootfs_deleted = rs.deleted;
+		st->files += rs.delta_files;
 	}
 	st->t_transferred = now_ms();
 
@@ -338,7 +361,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		goto fail;
 	/* The agent restores the workload stopped: it does not run until COMMIT. */
 	fault_point("before-restore");
-	r = send_restore(&p, &w, lease, st, e);
+	r = send_restore(&p, &w, lease, o->shared_storage, st, e);
 	if (r < 0)
 		goto fail;
 	st->t_restored = now_ms();
@@ -420,6 +443,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	}
 	lock_release(lock);
 	workload_free(&w);
+	rootfs_sync_free(&rs);
 	return 0;
 
 fail:
@@ -460,6 +484,7 @@ fail_early:
 	st->source_running = inspected && !w.frozen && !st->in_doubt;
 	lock_release(lock);
 	workload_free(&w);
+	rootfs_sync_free(&rs);
 	return -e->code;
 }
 
@@ -497,6 +522,8 @@ char *migrate_stats_json(const struct migrate_stats *st, const struct error *e)
 	json_object_set_new(j, "bytes_sent", json_integer((json_int_t)st->bytes_sent));
 	json_object_set_new(j, "image_bytes", json_integer((json_int_t)st->image_bytes));
 	json_object_set_new(j, "rootfs_bytes", json_integer((json_int_t)st->rootfs_bytes));
+	json_object_set_new(j, "rootfs_precopy_bytes", json_integer((json_int_t)st->rootfs_precopy_bytes));
+	json_object_set_new(j, "rootfs_deleted", json_integer((json_int_t)st->rootfs_deleted));
 	json_object_set_new(j, "files", json_integer((json_int_t)st->files));
 	if (st->dest_pid)
 		json_object_set_new(j, "destination_pid", json_integer(st->dest_pid));
@@ -529,7 +556,7 @@ static const char *human_bytes(uint64_t b, char *buf, size_t n)
 
 void migrate_stats_print(const struct migrate_stats *st)
 {
-	char b1[32], b2[32], b3[32];
+	char b1[32], b2[32], b3[32], b4[32];
 	double xfer = span(st->t_dumped, st->t_transferred);
 
 	if (log_verbosity < 0)
@@ -537,11 +564,13 @@ void migrate_stats_print(const struct migrate_stats *st)
 	fprintf(stderr,
 		"cmt: %s moved to %s in %.0f ms (%s mode)\n"
 		"     downtime %.0f ms: dump %.0f ms, transfer %.0f ms, restore %.0f ms, commit %.0f ms\n"
-		"     sent %s (images %s, root filesystem %s) at %.0f MiB/s\n",
+		"     sent %s in all; while frozen: images %s and root filesystem changes %s at %.0f MiB/s; "
+		"root filesystem pre-copied while running: %s\n",
 		st->workload, st->destination, span(st->t_start, st->t_end), st->mode,
 		span(st->t_frozen, st->t_running), span(st->t_frozen, st->t_dumped), xfer,
 		span(st->t_transferred, st->t_restored), span(st->t_restored, st->t_running),
-		human_bytes(st->bytes_sent, b1, sizeof(b1)),
-		human_bytes(st->image_bytes, b2, sizeof(b2)), human_bytes(st->rootfs_bytes, b3, sizeof(b3)),
-		xfer > 0 ? (double)st->bytes_sent / (1 << 20) / (xfer / 1000) : 0);
+		human_bytes(st->bytes_sent, b1, sizeof(b1)), human_bytes(st->image_bytes, b2, sizeof(b2)),
+		human_bytes(st->rootfs_bytes, b3, sizeof(b3)),
+		xfer > 0 ? (double)(st->image_bytes + st->rootfs_bytes) / (1 << 20) / (xfer / 1000) : 0,
+		human_bytes(st->rootfs_precopy_bytes, b4, sizeof(b4)));
 }

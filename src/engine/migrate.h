@@ -25,6 +25,7 @@ struct migrate_opts {
 	struct hooks *hooks;    /* may be NULL */
 	bool show_checks;       /* print every check, not only the failing ones */
 	unsigned lease_ms;      /* bound of every wait for the other side (0 = HANDOFF_LEASE_MS) */
+	bool shared_storage;    /* both hosts see the root filesystem at the same path: not copied */
 };
 
 struct migrate_stats {
@@ -36,7 +37,9 @@ struct migrate_stats {
 	double t_start, t_frozen, t_dumped, t_transferred, t_restored, t_running, t_end; /* ms, monotonic; 0 = not reached */
 	uint64_t bytes_sent;     /* everything written to the connection */
 	uint64_t image_bytes;    /* CRIU image payload */
-	uint64_t rootfs_bytes;   /* root filesystem payload */
+	uint64_t rootfs_bytes;   /* root filesystem payload sent while frozen (what changed since the pre-copy) */
+	uint64_t rootfs_precopy_bytes; /* root filesystem payload sent while the workload ran */
+	uint64_t rootfs_deleted; /* entries deleted from the root filesystem since the pre-copy */
 	uint64_t files;
 	int dest_pid;
 	uint64_t agent_peak_rss_kib; /* the agent's, from DONE (0 = not told) */

@@ -85,7 +85,12 @@ enum workload_kind { KIND_RUNC = 1, KIND_PID = 2 };
 /* A_FLAGS of MSG_CPU_RESULT */
 #define CPU_OK 1u      /* this CPU can run what the source's CPU ran */
 #define CPU_UNKNOWN 2u /* cannot tell (no usable CRIU here) */
-enum stream_area { AREA_IMAGES = 1, AREA_BUNDLE = 2, AREA_PROBE = 3 /* bandwidth probe: discarded */ };
+enum stream_area {
+	AREA_IMAGES = 1,
+	AREA_BUNDLE = 2,
+	AREA_PROBE = 3,   /* bandwidth probe: discarded */
+	AREA_DELETED = 10 /* a file "deleted": NUL-separated bundle paths to remove (engine/rootfs.h) */
+};
 
 struct frame {
 	uint16_t type;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "transport/manifest.h"
 #include "util/cleanup.h"
 #include "util/fault.h"
 #include "util/log.h"
@@ -91,6 +92,12 @@ static int add_file_data(struct archive *w, const char *src, struct tree_stats *
 int tree_send(struct proto_conn *c, uint32_t chan, uint32_t area, const char *dir, const char *prefix,
 	      struct tree_stats *st, struct error *e)
 {
+	return tree_send_opts(c, chan, area, dir, prefix, NULL, st, e);
+}
+
+int tree_send_opts(struct proto_conn *c, uint32_t chan, uint32_t area, const char *dir, const char *prefix,
+		   const struct tree_send_opts *o, struct tree_stats *st, struct error *e)
+{
 	struct sender s = { .c = c, .chan = chan, .e = e };
 	struct archive *w = NULL, *disk = NULL;
 	struct archive_entry_linkresolver *lr = NULL;
@@ -160,6 +167,24 @@ int tree_send(struct proto_conn *c, uint32_t chan, uint32_t area, const char *di
 			r = error_set(e, ENAMETOOLONG, "path too long below %s: %s", dir, rel);
 			archive_entry_free(ent);
 			goto out;
+		}
+		if (o && (o->record || o->since)) {
+			struct stat sb;
+			if (lstat(path, &sb) < 0) {
+				r = error_errno(e, errno, "cannot read %s", path);
+				archive_entry_free(ent);
+				goto out;
+			}
+			if (o->since && manifest_check(o->since, name, &sb) == MF_SAME) {
+				st->skipped++;
+				archive_entry_free(ent); /* sent before and unchanged since */
+				continue;
+			}
+			if (o->record && manifest_put(o->record, name, &sb) < 0) {
+				r = error_set(e, ENOMEM, "out of memory");
+				archive_entry_free(ent);
+				goto out;
+			}
 		}
 		archive_entry_copy_sourcepath(ent, path);
 		archive_entry_copy_pathname(ent, name);

@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	text[size] = 0;
 	oci_rootfs_path(text, "/bundle", path, sizeof(path), &e);
 	error_clear(&e);
-	r = oci_rewrite_for_restore(text, "cmt-parent", "ct1", &out, &hooks, &e);
+	r = oci_rewrite_for_restore(text, "cmt-parent", "ct1", false, &out, &hooks, &e);
 	if (r < 0) {
 		CHECK(e.code > 0 && e.msg[0] && out == NULL);
 	} else {

@@ -36,41 +36,51 @@ int main(void)
 	ok(oci_rootfs_path("{\"root\":{\"path\":\"a\"},\"root\":{\"path\":\"b\"}}", "/b", out, sizeof(out), &e) < 0,
 	   "duplicate keys refused");
 
-	ok(oci_rewrite_for_restore(cfg, "cmt-lab-h2", "ct1", &txt, NULL, &e) == 0, "rewrite");
+	ok(oci_rewrite_for_restore(cfg, "cmt-lab-h2", "ct1", false, &txt, NULL, &e) == 0, "rewrite");
 	is_str(get(txt, "root", "path"), "rootfs", "root.path becomes rootfs");
 	is_str(get(txt, "linux", "cgroupsPath"), "/cmt-lab-h2/ct1", "cgroupsPath under the destination parent");
 	ok(strstr(txt, "\"namespaces\"") != NULL, "other fields kept");
 	free(txt);
 	txt = NULL;
 	ok(oci_rewrite_for_restore("{\"root\":{\"path\":\"/abs/rootfs\"},\"linux\":{\"cgroupsPath\":\"/x/y\"}}", "", "c",
-				   &txt, NULL, &e) == 0,
+				   false, &txt, NULL, &e) == 0,
 	   "rewrite without cgroup parent");
 	is_str(get(txt, "root", "path"), "rootfs", "absolute root.path rewritten");
 	is_str(get(txt, "linux", "cgroupsPath"), "/x/y", "cgroupsPath kept without a parent");
 	free(txt);
 	txt = NULL;
-	ok(oci_rewrite_for_restore("{\"root\":{\"path\":\"r\"}}", "/p/", "c", &txt, NULL, &e) == 0, "no linux object");
+	ok(oci_rewrite_for_restore("{\"root\":{\"path\":\"r\"}}", "/p/", "c", false, &txt, NULL, &e) == 0, "no linux object");
 	is_str(get(txt, "linux", "cgroupsPath"), "/p//c", "linux object created, leading slash not doubled");
 	free(txt);
 	txt = NULL;
-	ok(oci_rewrite_for_restore("{}", "p", "c", &txt, NULL, &e) == -EINVAL, "config without root refused");
+	ok(oci_rewrite_for_restore("{}", "p", "c", false, &txt, NULL, &e) == -EINVAL, "config without root refused");
 	char *big = malloc(OCI_CONFIG_MAX + 16);
 	memset(big, ' ', OCI_CONFIG_MAX + 8);
 	big[0] = '{';
 	big[OCI_CONFIG_MAX + 8] = '}';
 	big[OCI_CONFIG_MAX + 9] = 0;
-	ok(oci_rewrite_for_restore(big, "p", "c", &txt, NULL, &e) == -EFBIG, "oversized config refused");
+	ok(oci_rewrite_for_restore(big, "p", "c", false, &txt, NULL, &e) == -EFBIG, "oversized config refused");
 	free(big);
 	bool removed = false;
 	ok(oci_rewrite_for_restore("{\"root\":{\"path\":\"r\"},\"hooks\":{\"prestart\":[{\"path\":\"/bin/sh\","
 				   "\"args\":[\"sh\",\"-c\",\"touch /pwned\"]}]}}",
-				   "p", "c", &txt, &removed, &e) == 0,
+				   "p", "c", false, &txt, &removed, &e) == 0,
 	   "config with OCI hooks");
 	ok(removed && strstr(txt, "hooks") == NULL && strstr(txt, "pwned") == NULL, "hooks from a peer are removed");
 	free(txt);
 	txt = NULL;
-	ok(oci_rewrite_for_restore(cfg, "p", "c", &txt, &removed, &e) == 0 && !removed, "no hooks: nothing removed");
+	ok(oci_rewrite_for_restore(cfg, "p", "c", false, &txt, &removed, &e) == 0 && !removed, "no hooks: nothing removed");
 	free(txt);
+
+	/* shared storage: root.path stays, and must be absolute */
+	txt = NULL;
+	ok(oci_rewrite_for_restore("{\"root\":{\"path\":\"/srv/ct1/rootfs\"}}", "p", "c", true, &txt, NULL, &e) == 0 &&
+		   strstr(txt, "/srv/ct1/rootfs") != NULL,
+	   "shared storage: the absolute root.path is kept");
+	free(txt);
+	txt = NULL;
+	ok(oci_rewrite_for_restore("{\"root\":{\"path\":\"rootfs\"}}", "p", "c", true, &txt, NULL, &e) == -EINVAL,
+	   "shared storage: a relative root.path is refused: %s", e.msg);
 
 	/* annotations: added, replaced, and a malformed one refused */
 	txt = NULL;
