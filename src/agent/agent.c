@@ -17,6 +17,7 @@
 #include "engine/journal.h"
 #include "engine/migrate.h"
 #include "engine/rootfs.h"
+#include "engine/volumes.h"
 #include "transport/proto.h"
 #include "transport/rsh.h"
 #include "transport/tree.h"
@@ -333,6 +334,13 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 		bool shared = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_SHARED_ROOTFS);
 		r = oci_rewrite_for_restore(txt, s->c->cfg.cgroup_parent, s->rq.id, shared, &cfg, &hooks_removed, e);
 		free(txt);
+		if (r == 0) {
+			/* copied and skipped volumes: inside the bundle received here */
+			char *cfg2 = NULL;
+			r = volumes_resolve_config(cfg, s->rq.bundle, &cfg2, e);
+			free(cfg);
+			cfg = cfg2;
+		}
 		if (r < 0)
 			return error_wrap(e, "cannot prepare config.json for %s", s->rq.id);
 		if (hooks_removed)

@@ -10,6 +10,7 @@
 #include "engine/handoff.h"
 #include "engine/hosts.h"
 #include "engine/migrate.h"
+#include "engine/volumes.h"
 #include "util/fs.h"
 #include "util/log.h"
 
@@ -42,6 +43,12 @@ const char help_migrate[] =
 	"  --force             skip the pre-migration checks (see `cmt check`)\n"
 	"  --shared-storage    the container's root filesystem is on storage both hosts see at\n"
 	"                      the same path: it is not copied\n"
+	"  --volumes POLICY    what happens to every bind mount of the container: copy (its data\n"
+	"                      travels like the root filesystem), shared (the destination has\n"
+	"                      the same data at the same path) or skip (an empty directory there)\n"
+	"  --volume /DEST=POLICY  the same for the bind mount at DEST in the container (repeatable,\n"
+	"                      wins over --volumes); a bind mount without a policy stops the\n"
+	"                      migration before anything is frozen\n"
 	"  --lease SECONDS     how long either host waits for the other before giving up\n"
 	"                      (default 30); see \"Handoff\" in doc/design.md\n"
 	"  --to auto --candidates H1,H2,...\n"
@@ -86,6 +93,8 @@ int migrate_parse_args(int argc, char **argv, struct migrate_args *a, char *err,
 		{ "hook-failed-restore", required_argument, NULL, 1004 },
 		{ "hook-timeout", required_argument, NULL, 'T' }, { "lease", required_argument, NULL, 'L' },
 		{ "shared-storage", no_argument, NULL, 'S' },
+		{ "volumes", required_argument, NULL, 'V' },
+		{ "volume", required_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int o;
@@ -125,6 +134,29 @@ int migrate_parse_args(int argc, char **argv, struct migrate_args *a, char *err,
 		case 'S':
 			a->shared_storage = true;
 			break;
+		case 'V': {
+			enum vol_policy vp;
+			if (vol_policy_parse(optarg, &vp) < 0) {
+				snprintf(err, n, "--volumes '%s': use copy, shared or skip", optarg);
+				return -EINVAL;
+			}
+			a->volumes = optarg;
+			break;
+		}
+		case 'v': {
+			struct vol_rule vr;
+			struct error ve = { 0 };
+			if (a->nvolume == 32) {
+				snprintf(err, n, "too many --volume options (at most 32)");
+				return -EINVAL;
+			}
+			if (vol_rule_parse(optarg, &vr, &ve) < 0) {
+				snprintf(err, n, "%s", ve.msg);
+				return -EINVAL;
+			}
+			a->volume[a->nvolume++] = optarg;
+			break;
+		}
 		case 'c':
 			a->candidates = optarg;
 			break;
@@ -232,6 +264,15 @@ int cmd_migrate(struct ctx *c, int argc, char **argv)
 	o.force = a.force;
 	o.lease_ms = (unsigned)a.lease_s * 1000u;
 	o.shared_storage = a.shared_storage;
+	struct vol_rule rules[32];
+	if (a.volumes)
+		vol_policy_parse(a.volumes, &o.volumes_default);
+	for (int i = 0; i < a.nvolume; i++) {
+		struct error ve = { 0 };
+		vol_rule_parse(a.volume[i], &rules[i], &ve); /* checked while parsing */
+	}
+	o.vol_rules = rules;
+	o.nvol_rules = a.nvolume;
 	o.show_checks = log_verbosity > 0;
 	struct hooks hooks = { .timeout_s = a.hook_timeout_s };
 	for (int i = 0; i < HOOK_MAX; i++)

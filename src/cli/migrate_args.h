@@ -18,6 +18,9 @@ struct migrate_args {
 	bool json;
 	bool force;
 	bool shared_storage;
+	const char *volumes;            /* --volumes POLICY */
+	const char *volume[32];         /* --volume /DEST=POLICY, repeatable */
+	int nvolume;
 };
 
 /* argv[0] is the verb.  Returns 0, or -EINVAL with a message in err. */

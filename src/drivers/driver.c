@@ -18,5 +18,8 @@ void workload_free(struct workload *w)
 {
 	free(w->config_json);
 	free(w->orig_cgroups);
+	free(w->vols);
 	w->config_json = w->orig_cgroups = NULL;
+	w->vols = NULL;
+	w->nvols = 0;
 }

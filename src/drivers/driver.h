@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "engine/context.h"
+#include "engine/volumes.h"
 #include "transport/proto.h"
 #include "util/error.h"
 
@@ -27,6 +28,9 @@ struct workload {
 	bool shell_job;
 	bool tcp_established;      /* has established TCP connections: dump/restore with TCP repair */
 	bool frozen;
+	/* runc: bind mounts and their policies (engine/volumes.h), malloc'ed */
+	struct volume *vols;
+	int nvols;
 };
 
 struct restore_req {

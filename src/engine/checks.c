@@ -238,6 +238,14 @@ static int check_bundle(struct peer *p, const struct workload *w, struct check_l
 		}
 		if (!bind || !src || src[0] != '/')
 			continue;
+		/* copied or skipped volumes need nothing on the destination */
+		const char *mdst = json_string_value(json_object_get(mt, "destination"));
+		bool carried = false;
+		for (int v = 0; v < w->nvols && mdst; v++)
+			if (!strcmp(w->vols[v].dest, mdst) && w->vols[v].policy != VOL_SHARED)
+				carried = true;
+		if (carried)
+			continue;
 		if (access(src, F_OK) < 0) {
 			check_add(l, "bundle", CHECK_FAIL, "create it or remove the mount from config.json",
 				  "bind mount source %s of %s is missing here", src, w->id);

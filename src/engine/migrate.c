@@ -111,13 +111,23 @@ static int send_restore(struct peer *p, const struct workload *w, uint32_t lease
 				     (shared ? RESTORE_SHARED_ROOTFS : 0));
 	mb_u32(&mb, A_DEADLINE_MS, deadline);
 	if (w->kind == KIND_RUNC) {
-		char *cfg = NULL;
-		/* shared storage: the destination uses the same root filesystem path */
-		if (shared && oci_set_root_path(w->config_json, w->rootfs, &cfg, e) < 0) {
+		char *cfg = NULL, *cfg2 = NULL;
+		/* copied and skipped volumes live in the bundle there (volumes/N) */
+		if (volumes_rewrite_config(w->config_json, w->vols, w->nvols, &cfg, e) < 0) {
 			mb_free(&mb);
 			return -e->code;
 		}
-		mb_bytes(&mb, A_CONFIG, cfg ? cfg : w->config_json, strlen(cfg ? cfg : w->config_json));
+		/* shared storage: the destination uses the same root filesystem path */
+		if (shared && oci_set_root_path(cfg, w->rootfs, &cfg2, e) < 0) {
+			free(cfg);
+			mb_free(&mb);
+			return -e->code;
+		}
+		if (cfg2) {
+			free(cfg);
+			cfg = cfg2;
+		}
+		mb_bytes(&mb, A_CONFIG, cfg, strlen(cfg));
 		free(cfg);
 	}
 	/* the agent gives up restoring after 'deadline'; one lease more for
@@ -223,7 +233,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	struct msg m;
 	char mig_dir[PATH_MAX], images[PATH_MAX + 16], work[PATH_MAX + 16];
 	bool connected = false, committed = false, started = false, inspected = false;
-	struct rootfs_sync rs = { 0 };
+	struct rootfs_sync rs = { 0 }, vrs[VOL_MAX] = { 0 };
 	uint32_t lease = handoff_lease_clamp(o->lease_ms);
 	struct keepalive ka = { 0 };
 	int r, lock = -1;
@@ -249,6 +259,19 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		goto fail_early;
 	inspected = true;
 	snprintf(st->workload, sizeof(st->workload), "%s", w.label);
+	if (w.kind == KIND_RUNC) {
+		/* every bind mount needs a policy, decided before anything happens */
+		w.vols = calloc(VOL_MAX, sizeof(*w.vols));
+		if (!w.vols) {
+			r = error_set(e, ENOMEM, "out of memory");
+			goto fail_early;
+		}
+		r = volumes_plan(w.config_json, w.label, o->volumes_default, o->vol_rules, o->nvol_rules, true, w.vols,
+				 VOL_MAX, e);
+		if (r < 0)
+			goto fail_early;
+		w.nvols = r;
+	}
 	/* one migration per workload at a time */
 	snprintf(lock_name, sizeof(lock_name), "%s-%s", w.kind == KIND_RUNC ? "container" : "pid", w.id);
 	lock = lock_take(c->cfg.root, lock_name, w.label, e);
@@ -306,11 +329,21 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	/* The root filesystem is copied while the workload still runs; only
 	 * what changes from here on travels after the freeze. */
 	if (w.kind == KIND_RUNC && !o->shared_storage) {
-		r = rootfs_precopy(&p.conn, CHAN_ROOTFS, w.rootfs, &rs, e);
+		r = rootfs_precopy(&p.conn, CHAN_ROOTFS, w.rootfs, "rootfs", &rs, e);
 		if (r < 0)
 			goto fail;
 		st->rootfs_precopy_bytes = rs.precopy_bytes;
 		log_debug("root filesystem pre-copied: %llu bytes", (unsigned long long)rs.precopy_bytes);
+	}
+	for (int i = 0; i < w.nvols; i++) {
+		char prefix[32];
+		if (w.vols[i].policy != VOL_COPY)
+			continue;
+		snprintf(prefix, sizeof(prefix), "volumes/%d", i);
+		r = rootfs_precopy(&p.conn, CHAN_ROOTFS, w.vols[i].source, prefix, &vrs[i], e);
+		if (r < 0)
+			goto fail;
+		st->volume_precopy_bytes += vrs[i].precopy_bytes;
 	}
 
 	/* Long local steps (hooks, freeze, dump): keep the agent's lease alive */
@@ -345,12 +378,23 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	st->image_bytes = ts.payload_bytes;
 	st->files += ts.files;
 	if (w.kind == KIND_RUNC && !o->shared_storage) {
-		r = rootfs_delta(&p.conn, CHAN_ROOTFS, w.rootfs, work, &rs, e);
+		r = rootfs_delta(&p.conn, CHAN_ROOTFS, w.rootfs, "rootfs", work, &rs, e);
 		if (r < 0)
 			goto fail;
 		st->rootfs_bytes = rs.delta_bytes;
 		st->rootfs_deleted = rs.deleted;
 		st->files += rs.delta_files;
+	}
+	for (int i = 0; i < w.nvols; i++) {
+		char prefix[32];
+		if (w.vols[i].policy != VOL_COPY)
+			continue;
+		snprintf(prefix, sizeof(prefix), "volumes/%d", i);
+		r = rootfs_delta(&p.conn, CHAN_ROOTFS, w.vols[i].source, prefix, work, &vrs[i], e);
+		if (r < 0)
+			goto fail;
+		st->volume_bytes += vrs[i].delta_bytes;
+		st->files += vrs[i].delta_files;
 	}
 	st->t_transferred = now_ms();
 
@@ -444,6 +488,8 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	lock_release(lock);
 	workload_free(&w);
 	rootfs_sync_free(&rs);
+	for (int i = 0; i < VOL_MAX; i++)
+		rootfs_sync_free(&vrs[i]);
 	return 0;
 
 fail:
@@ -485,6 +531,8 @@ fail_early:
 	lock_release(lock);
 	workload_free(&w);
 	rootfs_sync_free(&rs);
+	for (int i = 0; i < VOL_MAX; i++)
+		rootfs_sync_free(&vrs[i]);
 	return -e->code;
 }
 
@@ -524,6 +572,8 @@ char *migrate_stats_json(const struct migrate_stats *st, const struct error *e)
 	json_object_set_new(j, "rootfs_bytes", json_integer((json_int_t)st->rootfs_bytes));
 	json_object_set_new(j, "rootfs_precopy_bytes", json_integer((json_int_t)st->rootfs_precopy_bytes));
 	json_object_set_new(j, "rootfs_deleted", json_integer((json_int_t)st->rootfs_deleted));
+	json_object_set_new(j, "volume_precopy_bytes", json_integer((json_int_t)st->volume_precopy_bytes));
+	json_object_set_new(j, "volume_bytes", json_integer((json_int_t)st->volume_bytes));
 	json_object_set_new(j, "files", json_integer((json_int_t)st->files));
 	if (st->dest_pid)
 		json_object_set_new(j, "destination_pid", json_integer(st->dest_pid));

@@ -13,6 +13,7 @@
 #include "engine/checks.h"
 #include "engine/context.h"
 #include "engine/hooks.h"
+#include "engine/volumes.h"
 
 struct migrate_opts {
 	enum workload_kind kind;
@@ -26,6 +27,9 @@ struct migrate_opts {
 	bool show_checks;       /* print every check, not only the failing ones */
 	unsigned lease_ms;      /* bound of every wait for the other side (0 = HANDOFF_LEASE_MS) */
 	bool shared_storage;    /* both hosts see the root filesystem at the same path: not copied */
+	enum vol_policy volumes_default;      /* --volumes (VOL_NONE: every bind mount needs a rule) */
+	const struct vol_rule *vol_rules;     /* --volume */
+	int nvol_rules;
 };
 
 struct migrate_stats {
@@ -40,6 +44,7 @@ struct migrate_stats {
 	uint64_t rootfs_bytes;   /* root filesystem payload sent while frozen (what changed since the pre-copy) */
 	uint64_t rootfs_precopy_bytes; /* root filesystem payload sent while the workload ran */
 	uint64_t rootfs_deleted; /* entries deleted from the root filesystem since the pre-copy */
+	uint64_t volume_precopy_bytes, volume_bytes; /* copied volumes: while running, while frozen */
 	uint64_t files;
 	int dest_pid;
 	uint64_t agent_peak_rss_kib; /* the agent's, from DONE (0 = not told) */

@@ -16,7 +16,8 @@
 
 #define PREFIX "rootfs"
 
-int rootfs_precopy(struct proto_conn *c, uint32_t chan, const char *rootfs, struct rootfs_sync *rs, struct error *e)
+int rootfs_precopy(struct proto_conn *c, uint32_t chan, const char *rootfs, const char *prefix, struct rootfs_sync *rs,
+		   struct error *e)
 {
 	struct tree_stats ts;
 	struct tree_send_opts o = { 0 };
@@ -26,9 +27,9 @@ int rootfs_precopy(struct proto_conn *c, uint32_t chan, const char *rootfs, stru
 	if (!rs->m)
 		return error_set(e, ENOMEM, "out of memory");
 	o.record = rs->m;
-	r = tree_send_opts(c, chan, AREA_BUNDLE, rootfs, PREFIX, &o, &ts, e);
+	r = tree_send_opts(c, chan, AREA_BUNDLE, rootfs, prefix, &o, &ts, e);
 	if (r < 0)
-		return error_wrap(e, "copying the root filesystem while the workload runs");
+		return error_wrap(e, "copying %s while the workload runs", rootfs);
 	rs->precopy_bytes = ts.payload_bytes;
 	return 0;
 }
@@ -37,6 +38,7 @@ int rootfs_precopy(struct proto_conn *c, uint32_t chan, const char *rootfs, stru
 static struct {
 	struct manifest *m;
 	const char *root;
+	const char *prefix;
 	size_t root_len;
 	char *buf;
 	size_t len, cap;
@@ -81,7 +83,7 @@ static int scan_cb(const char *path, const struct stat *sb, int flag, struct FTW
 	(void)ftw;
 	while (*rel == '/')
 		rel++;
-	if ((size_t)snprintf(name, sizeof(name), "%s%s%s", PREFIX, *rel ? "/" : "", rel) >= sizeof(name))
+	if ((size_t)snprintf(name, sizeof(name), "%s%s%s", scan.prefix, *rel ? "/" : "", rel) >= sizeof(name))
 		return 0; /* tree_send reports it */
 	/* replaced by another type: remove the old one first, then extract */
 	if (manifest_check(scan.m, name, sb) == MF_TYPE_CHANGED)
@@ -89,8 +91,8 @@ static int scan_cb(const char *path, const struct stat *sb, int flag, struct FTW
 	return 0;
 }
 
-int rootfs_delta(struct proto_conn *c, uint32_t chan, const char *rootfs, const char *work_dir, struct rootfs_sync *rs,
-		 struct error *e)
+int rootfs_delta(struct proto_conn *c, uint32_t chan, const char *rootfs, const char *prefix, const char *work_dir,
+		 struct rootfs_sync *rs, struct error *e)
 {
 	struct tree_send_opts o = { .since = rs->m };
 	struct tree_stats ts;
@@ -100,6 +102,7 @@ int rootfs_delta(struct proto_conn *c, uint32_t chan, const char *rootfs, const 
 	scan.m = rs->m;
 	scan.root = rootfs;
 	scan.root_len = strlen(rootfs);
+	scan.prefix = prefix;
 	if (nftw(rootfs, scan_cb, 64, FTW_PHYS | FTW_MOUNT) < 0) {
 		free(scan.buf);
 		return error_errno(e, errno, "cannot read %s", rootfs);
@@ -122,11 +125,11 @@ int rootfs_delta(struct proto_conn *c, uint32_t chan, const char *rootfs, const 
 		if (r == 0)
 			r = tree_send(c, chan, AREA_DELETED, dir, "", &ts, e);
 		if (r < 0)
-			return error_wrap(e, "sending the files deleted from the root filesystem");
+			return error_wrap(e, "sending the files deleted from %s", rootfs);
 	}
-	r = tree_send_opts(c, chan, AREA_BUNDLE, rootfs, PREFIX, &o, &ts, e);
+	r = tree_send_opts(c, chan, AREA_BUNDLE, rootfs, prefix, &o, &ts, e);
 	if (r < 0)
-		return error_wrap(e, "sending what changed in the root filesystem");
+		return error_wrap(e, "sending what changed in %s", rootfs);
 	rs->delta_bytes = ts.payload_bytes;
 	rs->delta_files = ts.files;
 	return 0;
@@ -142,9 +145,20 @@ void rootfs_sync_free(struct rootfs_sync *rs)
 
 bool rootfs_deletion_name_ok(const char *name)
 {
-	size_t n = strlen(name);
+	size_t n = strlen(name), top;
 
-	if (strncmp(name, PREFIX "/", sizeof(PREFIX)) != 0 || n <= sizeof(PREFIX))
+	/* below rootfs/ or below volumes/N/ (a copied volume) */
+	if (!strncmp(name, PREFIX "/", sizeof(PREFIX))) {
+		top = sizeof(PREFIX);
+	} else if (!strncmp(name, "volumes/", 8) && name[8] >= '0' && name[8] <= '9') {
+		top = 8 + strspn(name + 8, "0123456789");
+		if (name[top] != '/' || top > 12)
+			return false;
+		top++;
+	} else {
+		return false;
+	}
+	if (n <= top)
 		return false;
 	for (const char *p = name; *p;) {
 		size_t k = strcspn(p, "/");

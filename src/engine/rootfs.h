@@ -28,15 +28,19 @@ struct rootfs_sync {
 
 #define ROOTFS_DELETED_MAX (64u << 20) /* the deletion list, NUL-separated */
 
-int rootfs_precopy(struct proto_conn *c, uint32_t chan, const char *rootfs, struct rootfs_sync *rs, struct error *e);
+/* dir travels as prefix/... in the bundle stream: "rootfs" for the root
+ * filesystem, "volumes/N" for a copied volume (engine/volumes.h). */
+int rootfs_precopy(struct proto_conn *c, uint32_t chan, const char *dir, const char *prefix, struct rootfs_sync *rs,
+		   struct error *e);
 /* work_dir: where the deletion list is written before it is sent. */
-int rootfs_delta(struct proto_conn *c, uint32_t chan, const char *rootfs, const char *work_dir, struct rootfs_sync *rs,
-		 struct error *e);
+int rootfs_delta(struct proto_conn *c, uint32_t chan, const char *dir, const char *prefix, const char *work_dir,
+		 struct rootfs_sync *rs, struct error *e);
 void rootfs_sync_free(struct rootfs_sync *rs);
 
 /* Agent: removes the entries of the NUL-separated list (names as in the
- * bundle stream: "rootfs/...") below bundle_dir.  A name that is not below
- * "rootfs/", has a ".." component or leads through a symlink is refused. */
+ * bundle stream: "rootfs/...", "volumes/N/...") below bundle_dir.  A name
+ * not below one of those, with a ".." component or leading through a
+ * symlink is refused. */
 int rootfs_apply_deletions(const char *bundle_dir, const char *list, size_t len, struct error *e);
 /* Whether a name from a peer's deletion list is acceptable (pure; tested). */
 bool rootfs_deletion_name_ok(const char *name);

@@ -71,6 +71,15 @@ int main(void)
 	ok(parse(&a, err, 5, "web1", "--to", "h2", "--hook-timeout", "0") == -EINVAL, "hook timeout must be positive");
 	ok(parse(&a, err, 5, "web1", "--to", "h2", "--hook-timeout", "30") == 0 && a.hook_timeout_s == 30,
 	   "hook timeout");
+	ok(parse(&a, err, 4, "web1", "--to", "h2", "--shared-storage") == 0 && a.shared_storage, "--shared-storage");
+	ok(parse(&a, err, 5, "web1", "--to", "h2", "--volumes", "copy") == 0 && !strcmp(a.volumes, "copy"), "--volumes copy");
+	ok(parse(&a, err, 5, "web1", "--to", "h2", "--volumes", "all") == -EINVAL && strstr(err, "copy, shared or skip"),
+	   "--volumes with an unknown policy: %s", err);
+	ok(parse(&a, err, 7, "web1", "--to", "h2", "--volume", "/data=copy", "--volume", "/cache=skip") == 0 &&
+		   a.nvolume == 2,
+	   "--volume twice");
+	ok(parse(&a, err, 5, "web1", "--to", "h2", "--volume", "/data") == -EINVAL && strstr(err, "/data"),
+	   "--volume without a policy: %s", err);
 	ok(parse(&a, err, 5, "web1", "--to", "h2", "--lease", "5") == 0 && a.lease_s == 5, "--lease in seconds");
 	ok(parse(&a, err, 3, "web1", "--to", "h2") == 0 && a.lease_s == 0, "no --lease: the default");
 	ok(parse(&a, err, 5, "web1", "--to", "h2", "--lease", "0") == -EINVAL && strstr(err, "--lease"),

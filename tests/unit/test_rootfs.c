@@ -63,6 +63,13 @@ static void test_names(void)
 	ok(!rootfs_deletion_name_ok("rootfs/./a"), "'.' is refused");
 	ok(!rootfs_deletion_name_ok("rootfs/a/"), "a trailing slash is refused");
 	ok(!rootfs_deletion_name_ok("rootfsX/a"), "a sibling of rootfs is refused");
+	ok(rootfs_deletion_name_ok("volumes/0/a"), "below a copied volume");
+	ok(rootfs_deletion_name_ok("volumes/12/a/b"), "below volume 12");
+	ok(!rootfs_deletion_name_ok("volumes/0"), "the volume itself is refused");
+	ok(!rootfs_deletion_name_ok("volumes/0/"), "volumes/0/ is refused");
+	ok(!rootfs_deletion_name_ok("volumes/x/a"), "volumes/x is not a volume");
+	ok(!rootfs_deletion_name_ok("volumes/0/../../config.json"), "'..' below a volume is refused");
+	ok(!rootfs_deletion_name_ok("volumes/123456/a"), "an absurd volume number is refused");
 }
 
 int main(void)
