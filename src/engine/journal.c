@@ -144,25 +144,50 @@ int outcome_read(const char *root, const char *mig_id)
 	return OUTCOME_UNKNOWN;
 }
 
-void outcome_prune(const char *root)
+/* Removes what is older than OUTCOME_KEEP_DAYS in <root>/<sub>, except the
+ * entries keep() wants (NULL: none). */
+static void prune_old(const char *root, const char *sub, bool (*keep)(const char *path))
 {
 	char dir[PATH_MAX + 16];
 	time_t limit = time(NULL) - (time_t)OUTCOME_KEEP_DAYS * 86400;
 	struct dirent *de;
 	DIR *d;
 
-	snprintf(dir, sizeof(dir), "%s/outcomes", root);
+	snprintf(dir, sizeof(dir), "%s/%s", root, sub);
 	d = opendir(dir);
 	if (!d)
 		return;
 	while ((de = readdir(d))) {
+		char path[PATH_MAX + 300];
 		struct stat st;
 		if (de->d_name[0] == '.')
 			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mtime < limit)
-			unlinkat(dirfd(d), de->d_name, 0);
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (lstat(path, &st) < 0 || st.st_mtime >= limit || (keep && keep(path)))
+			continue;
+		struct error e = { 0 };
+		rm_rf(path, &e);
 	}
 	closedir(d);
+}
+
+void outcome_prune(const char *root)
+{
+	prune_old(root, "outcomes", NULL);
+}
+
+/* a journal means unfinished business: never pruned */
+static bool has_journal(const char *mig)
+{
+	char jp[PATH_MAX + 320];
+
+	snprintf(jp, sizeof(jp), "%s/journal", mig);
+	return path_exists(jp);
+}
+
+void migrations_prune(const char *root)
+{
+	prune_old(root, "migrations", has_journal);
 }
 
 /* Is the cmt that owns this migration still alive?  It holds the lock. */
@@ -315,33 +340,6 @@ static int recover_one(struct ctx *c, const char *mig_dir, const char *id, bool 
 	rm_rf(images, &tmp);
 	unlink(j.path);
 	return 1;
-}
-
-void migrations_prune(const char *root)
-{
-	char dir[PATH_MAX + 16];
-	time_t limit = time(NULL) - (time_t)OUTCOME_KEEP_DAYS * 86400;
-	struct dirent *de;
-	DIR *d;
-
-	snprintf(dir, sizeof(dir), "%s/migrations", root);
-	d = opendir(dir);
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		char mig[PATH_MAX + 300], jp[PATH_MAX + 320];
-		struct stat st;
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(mig, sizeof(mig), "%s/%s", dir, de->d_name);
-		snprintf(jp, sizeof(jp), "%s/journal", mig);
-		/* a journal means unfinished business: never pruned */
-		if (path_exists(jp) || lstat(mig, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_mtime >= limit)
-			continue;
-		struct error e = { 0 };
-		rm_rf(mig, &e);
-	}
-	closedir(d);
 }
 
 int journal_recover(struct ctx *c, bool quiet, struct error *e)

@@ -12,19 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_NAME "fuzz_config"
+#include "fuzz.h"
+
 #include "util/config.h"
 
-#define CHECK(cond)                                                                                                    \
-	do {                                                                                                           \
-		if (!(cond)) {                                                                                         \
-			fprintf(stderr, "fuzz_config: check failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
-			abort();                                                                                       \
-		}                                                                                                      \
-	} while (0)
-
-#define TERMINATED(f) CHECK(memchr((f), 0, sizeof(f)) != NULL)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct config c, c2;

@@ -8,18 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_NAME "fuzz_facts"
+#include "fuzz.h"
+
 #include "engine/checks.h"
 #include "engine/facts.h"
 
-#define CHECK(cond)                                                                                                    \
-	do {                                                                                                           \
-		if (!(cond)) {                                                                                         \
-			fprintf(stderr, "fuzz_facts: check failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);        \
-			abort();                                                                                       \
-		}                                                                                                      \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct facts f, f2, src;
@@ -28,13 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *text;
 	int r;
 
-	if (size > 70000)
-		return 0;
-	text = malloc(size + 1);
+	text = fuzz_text(data, size, 70000);
 	if (!text)
 		return 0;
-	memcpy(text, data, size);
-	text[size] = 0;
 	memset(&f, 0, sizeof(f));
 	r = facts_parse(&f, text, &e);
 	if (r < 0) {

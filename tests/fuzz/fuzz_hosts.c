@@ -6,17 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_NAME "fuzz_hosts"
+#include "fuzz.h"
+
 #include "engine/hosts.h"
 
-#define CHECK(cond)                                                                                                    \
-	do {                                                                                                           \
-		if (!(cond)) {                                                                                         \
-			fprintf(stderr, "fuzz_hosts: check failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);        \
-			abort();                                                                                       \
-		}                                                                                                      \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char hosts[HOSTS_MAX][256];
@@ -24,13 +18,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *text;
 	int n;
 
-	if (size > 65536)
-		return 0;
-	text = malloc(size + 1);
+	text = fuzz_text(data, size, 65536);
 	if (!text)
 		return 0;
-	memcpy(text, data, size);
-	text[size] = 0;
 	n = hosts_parse_list(text, "/nonexistent", hosts, HOSTS_MAX, &e);
 	if (n < 0) {
 		CHECK(e.code > 0 && e.msg[0]);

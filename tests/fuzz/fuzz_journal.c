@@ -9,18 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_NAME "fuzz_journal"
+#include "fuzz.h"
+
 #include "engine/journal.h"
 
-#define CHECK(cond)                                                                                                    \
-	do {                                                                                                           \
-		if (!(cond)) {                                                                                         \
-			fprintf(stderr, "fuzz_journal: check failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);      \
-			abort();                                                                                       \
-		}                                                                                                      \
-	} while (0)
-#define TERMINATED(f) CHECK(memchr((f), 0, sizeof(f)) != NULL)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct journal j;
@@ -28,13 +21,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *text;
 	int r;
 
-	if (size > 64 * 1024)
-		return 0;
-	text = malloc(size + 1);
+	text = fuzz_text(data, size, 64 * 1024);
 	if (!text)
 		return 0;
-	memcpy(text, data, size);
-	text[size] = 0;
 	r = journal_parse(text, &j, "fuzz/journal", &e);
 	TERMINATED(j.workload);
 	TERMINATED(j.freeze_cg);

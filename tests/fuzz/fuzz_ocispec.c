@@ -10,17 +10,11 @@
 
 #include <jansson.h>
 
+#define FUZZ_NAME "fuzz_ocispec"
+#include "fuzz.h"
+
 #include "drivers/ocispec.h"
 
-#define CHECK(cond)                                                                                                    \
-	do {                                                                                                           \
-		if (!(cond)) {                                                                                         \
-			fprintf(stderr, "fuzz_ocispec: check failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);      \
-			abort();                                                                                       \
-		}                                                                                                      \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct error e = { 0 };
@@ -28,13 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool hooks = false;
 	int r;
 
-	if (size > OCI_CONFIG_MAX + 16)
-		return 0;
-	text = malloc(size + 1);
+	text = fuzz_text(data, size, OCI_CONFIG_MAX + 16);
 	if (!text)
 		return 0;
-	memcpy(text, data, size);
-	text[size] = 0;
 	oci_rootfs_path(text, "/bundle", path, sizeof(path), &e);
 	error_clear(&e);
 	r = oci_rewrite_for_restore(text, "cmt-parent", "ct1", false, &out, &hooks, &e);

@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_NAME "fuzz_proto"
+#include "fuzz.h"
+
 #include "transport/proto.h"
 
 enum { K_UNKNOWN, K_U32, K_U64, K_STR, K_BYTES };
@@ -25,14 +28,6 @@ enum { K_UNKNOWN, K_U32, K_U64, K_STR, K_BYTES };
 static uint16_t known_types[256];
 static size_t n_known;
 static int attr_kind[A_ATTR_MAX];
-
-#define CHECK(cond)                                                                                                    \
-	do {                                                                                                           \
-		if (!(cond)) {                                                                                         \
-			fprintf(stderr, "fuzz_proto: check failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);        \
-			abort();                                                                                       \
-		}                                                                                                      \
-	} while (0)
 
 /* Learns the message types and the kind of each attribute from the codec
  * itself, so that the target keeps up with new ones. */
@@ -205,7 +200,6 @@ static void walk_repaired(const uint8_t *data, size_t size)
 	free(buf);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct frame f;

@@ -28,6 +28,9 @@
 #   make_bundle DIR HOST CMD...
 #                           an OCI bundle in DIR (busybox rootfs) running CMD, whose
 #                           cgroup is /<HOST's cgroup_parent>/<basename DIR>
+#   seq_intact FILE         FILE holds 1, 2, 3, ... one a line, nothing missing or repeated
+#   mh_get FILE KEY | mh_ge FILE KEY N
+#                           a value of memhog's status line / whether it is >= N
 #   ok DESC | fail DESC [DETAIL...] | diag MSG...
 #   check DESC CMD...       ok if CMD succeeds, else fail showing its output
 #   is GOT WANT DESC        ok if the strings are equal, else fail showing both
@@ -421,3 +424,24 @@ marker_pids() { on "$1" pgrep -f "$2" | tr '\n' ' ' | sed 's/ $//'; }
 # what is left of migrations under a host's state root: image directories only
 # (a failed run keeps its CRIU logs, but images must always go)
 images_left() { find "$LAB_DIR/$1/cmt/migrations" -name images 2>/dev/null; }
+
+# seq_intact FILE: FILE holds the numbers 1, 2, 3, ... one a line, none
+# missing or repeated (a workload appending its counter across a migration)
+seq_intact() {
+	python3 - "$1" <<'PY'
+import sys
+v = [int(l) for l in open(sys.argv[1]) if l.strip()]
+bad = [i for i, x in enumerate(v) if x != i + 1]
+assert not bad, "broken at line %d: %r" % (bad[0] + 1, v[max(0, bad[0] - 2):bad[0] + 3])
+PY
+}
+
+# memhog's status line (tests/workload/memhog.c): mh_get FILE KEY prints a
+# value; mh_ge FILE KEY N succeeds when it is at least N
+mh_get() {
+	local line kv
+	read -r line 2>/dev/null <"$1" || return 1
+	for kv in $line; do [ "${kv%%=*}" = "$2" ] && { echo "${kv#*=}"; return 0; }; done
+	return 1
+}
+mh_ge() { local v; v=$(mh_get "$1" "$2") && [ "${v%%.*}" -ge "$3" ]; }
