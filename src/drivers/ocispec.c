@@ -28,6 +28,14 @@ static json_t *load(const char *config, struct error *e)
 	return j;
 }
 
+/* Serialises the config into *ret and drops it. */
+static int store(json_t *j, char **ret, struct error *e)
+{
+	*ret = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	return *ret ? 0 : error_set(e, ENOMEM, "out of memory");
+}
+
 int oci_rootfs_path(const char *config, const char *bundle, char *out, size_t n, struct error *e)
 {
 	json_t *j = load(config, e);
@@ -84,11 +92,7 @@ int oci_rewrite_for_restore(const char *config, const char *cgroup_parent, const
 		}
 		json_object_set_new(linux_, "cgroupsPath", json_string(cg));
 	}
-	*ret = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(j);
-	if (!*ret)
-		return error_set(e, ENOMEM, "out of memory");
-	return 0;
+	return store(j, ret, e);
 }
 
 int oci_set_annotation(const char *config, const char *key, const char *value, char **ret, struct error *e)
@@ -107,11 +111,7 @@ int oci_set_annotation(const char *config, const char *key, const char *value, c
 		json_object_set_new(j, "annotations", ann);
 	}
 	json_object_set_new(ann, key, json_string(value));
-	*ret = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(j);
-	if (!*ret)
-		return error_set(e, ENOMEM, "out of memory");
-	return 0;
+	return store(j, ret, e);
 }
 
 int oci_set_root_path(const char *config, const char *path, char **ret, struct error *e)
@@ -126,9 +126,5 @@ int oci_set_root_path(const char *config, const char *path, char **ret, struct e
 		return error_set(e, EINVAL, "config.json has no root object");
 	}
 	json_object_set_new(root, "path", json_string(path));
-	*ret = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(j);
-	if (!*ret)
-		return error_set(e, ENOMEM, "out of memory");
-	return 0;
+	return store(j, ret, e);
 }

@@ -115,9 +115,9 @@ int volumes_plan(const char *config, const char *label, enum vol_policy dflt, co
 		if (stat_sources) {
 			struct stat st;
 			if (stat(src, &st) < 0) {
-				int err = errno;
-				json_decref(cfg);
-				return error_errno(e, err, "bind mount source %s of %s", src, label);
+				error_errno(e, errno, "bind mount source %s of %s", src, label);
+				json_decref(cfg); /* src points into it */
+				return -e->code;
 			}
 			v->is_dir = S_ISDIR(st.st_mode);
 		}
@@ -181,9 +181,9 @@ int volumes_resolve_config(const char *config, const char *bundle, char **ret, s
 		char *end;
 		if (strncmp(src, "volumes/", 8) != 0 || !src[8] || (strtol(src + 8, &end, 10), *end) || src[8] == '-' ||
 		    src[8] == '+' || strlen(src) > 12) {
-			json_decref(cfg);
-			return error_set(e, EINVAL, "config.json: bind mount source '%.60s' is neither absolute nor volumes/N",
-					 src);
+			error_set(e, EINVAL, "config.json: bind mount source '%.60s' is neither absolute nor volumes/N", src);
+			json_decref(cfg); /* src points into it */
+			return -EINVAL;
 		}
 		char path[PATH_MAX];
 		snprintf(path, sizeof(path), "%s/%s", bundle, src);
