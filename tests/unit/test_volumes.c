@@ -78,5 +78,10 @@ int main(void)
 	n = volumes_plan(filecfg, "container ct1", VOL_NONE, all_copy, 1, true, v, VOL_MAX, &e);
 	ok(n == -ENOTSUP && strstr(e.hint, "shared"), "copy of a file bind mount: refused with a hint: %s", e.msg);
 	ok(volumes_plan("{", "c", VOL_COPY, NULL, 0, false, v, VOL_MAX, &e) == -EINVAL, "malformed config refused");
+	error_clear(&e);
+	n = volumes_plan("{\"mounts\":[{\"destination\":\"/d\",\"type\":\"bind\",\"source\":\"/nonexistent/cmt-src\"}]}",
+			 "container ct1", VOL_COPY, NULL, 0, true, v, VOL_MAX, &e);
+	ok(n == -ENOENT && strstr(e.msg, "/nonexistent/cmt-src") && strstr(e.msg, "container ct1"),
+	   "a missing source is named: %s", e.msg);
 	return done_testing();
 }
