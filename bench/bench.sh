@@ -145,23 +145,6 @@ set_rate() {
 
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 
-# state_get FILE KEY: a value from memhog's status line
-state_get() {
-	local line kv
-	read -r line 2>/dev/null <"$1" || return 1
-	for kv in $line; do
-		if [ "${kv%%=*}" = "$2" ]; then echo "${kv#*=}"; return 0; fi
-	done
-	return 1
-}
-
-# state_at_least FILE KEY N: KEY's value is >= N
-state_at_least() {
-	local v
-	v=$(state_get "$1" "$2") || return 1
-	[ "${v%%.*}" -ge "$3" ]
-}
-
 # Remove everything of container ID on both hosts.
 cleanup_ct() {
 	local id=$1 h
@@ -191,10 +174,10 @@ start_ct() {
 	state=$b/rootfs/tmp/state
 	wait_until "$START_TIMEOUT_S" test -s "$state" || { echo "memhog did not fill its memory in ${START_TIMEOUT_S}s"; return 1; }
 	on h1 runc kill "$id" USR1 || return 1
-	wait_until "$VERIFY_TIMEOUT_S" state_at_least "$state" usr1 1 || { echo "memhog did not verify on h1"; return 1; }
-	wait_until 5 state_at_least "$state" ticks 1 || { echo "memhog does not tick"; return 1; }
+	wait_until "$VERIFY_TIMEOUT_S" mh_ge "$state" usr1 1 || { echo "memhog did not verify on h1"; return 1; }
+	wait_until 5 mh_ge "$state" ticks 1 || { echo "memhog does not tick"; return 1; }
 	local bad
-	bad=$(state_get "$state" verify_fail)
+	bad=$(mh_get "$state" verify_fail)
 	[ "$bad" = 0 ] || { echo "memhog's memory is bad before any migration: $(cat "$state")"; return 1; }
 }
 
@@ -203,7 +186,7 @@ verify_on_h2() {
 	local id=$1 state=$2
 	wait_until 10 test -s "$state" || { echo "no state file $state on h2"; return 1; }
 	on h2 runc kill "$id" USR1 || { echo "cannot signal $id on h2"; return 1; }
-	wait_until "$VERIFY_TIMEOUT_S" state_at_least "$state" usr1 2 ||
+	wait_until "$VERIFY_TIMEOUT_S" mh_ge "$state" usr1 2 ||
 		{ echo "memhog did not verify on h2 within ${VERIFY_TIMEOUT_S}s: $(cat "$state" 2>&1)"; return 1; }
 	cat "$state"
 }

@@ -54,13 +54,6 @@ at_exit rm -rf "$work"
 RSH="ssh -F $LAB_SSH_CONFIG"
 make -s -C "$REPO/tests/workload" OUT="$work/bin" >/dev/null || bail "cannot build memhog"
 
-state_get() { # FILE KEY
-	local line kv
-	read -r line 2>/dev/null <"$1" || return 1
-	for kv in $line; do [ "${kv%%=*}" = "$2" ] && { echo "${kv#*=}"; return 0; }; done
-	return 1
-}
-state_ge() { local v; v=$(state_get "$1" "$2") && [ "${v%%.*}" -ge "$3" ]; }
 state_of() { # ID HOST: memhog's state file of container ID on HOST
 	if [ "$2" = h1 ]; then echo "$work/$1/rootfs/tmp/state"; else echo "$LAB_DIR/h2/cmt/bundles/$1/rootfs/tmp/state"; fi
 }
@@ -81,7 +74,7 @@ start_memhog() { # ID
 	cp "$work/bin/memhog" "$b/rootfs/bin/memhog"
 	on h1 sh -c "cd '$b' && exec runc run -d '$1' </dev/null >/dev/null 2>&1" || { echo "runc run failed"; return 1; }
 	wait_until 30 test -s "$b/rootfs/tmp/state" || { echo "no state file"; return 1; }
-	wait_until 5 state_ge "$b/rootfs/tmp/state" ticks 1 || { echo "no ticks: $(cat "$b/rootfs/tmp/state")"; return 1; }
+	wait_until 5 mh_ge "$b/rootfs/tmp/state" ticks 1 || { echo "no ticks: $(cat "$b/rootfs/tmp/state")"; return 1; }
 }
 
 # watch_twice ID OUT: until killed, sample both copies' tick counters every
@@ -89,8 +82,8 @@ start_memhog() { # ID
 watch_twice() {
 	local a=$work/$1/rootfs/tmp/state b=$LAB_DIR/h2/cmt/bundles/$1/rootfs/tmp/state pa="" pb="" ta tb
 	while :; do
-		ta=$(state_get "$a" ticks 2>/dev/null || echo "")
-		tb=$(state_get "$b" ticks 2>/dev/null || echo "")
+		ta=$(mh_get "$a" ticks 2>/dev/null || echo "")
+		tb=$(mh_get "$b" ticks 2>/dev/null || echo "")
 		if [ -n "$pa" ] && [ -n "$pb" ] && [ -n "$ta" ] && [ -n "$tb" ] && [ "$ta" -gt "$pa" ] && [ "$tb" -gt "$pb" ]; then
 			echo "both copies ticked between two samples: h1 $pa->$ta, h2 $pb->$tb" >>"$2"
 		fi
@@ -159,12 +152,12 @@ for row in "${SCENARIOS[@]}"; do
 	procs_stopped "$runs_on" "$id" && bad+=("processes are stopped on $runs_on")
 	st=$(state_of "$id" "$runs_on")
 	if [ "${where[*]:-}" = "$runs_on" ]; then
-		t0=$(state_get "$st" ticks)
-		wait_until 10 state_ge "$st" ticks $((${t0:-0} + 1)) || bad+=("memhog does not tick on $runs_on")
-		u=$(state_get "$st" usr1 || echo 0)
+		t0=$(mh_get "$st" ticks)
+		wait_until 10 mh_ge "$st" ticks $((${t0:-0} + 1)) || bad+=("memhog does not tick on $runs_on")
+		u=$(mh_get "$st" usr1 || echo 0)
 		on "$runs_on" runc kill "$id" USR1
-		if wait_until 30 state_ge "$st" usr1 $((u + 1)); then
-			[ "$(state_get "$st" verify_fail)" = 0 ] || bad+=("memory damaged: $(cat "$st")")
+		if wait_until 30 mh_ge "$st" usr1 $((u + 1)); then
+			[ "$(mh_get "$st" verify_fail)" = 0 ] || bad+=("memory damaged: $(cat "$st")")
 		else
 			bad+=("memhog did not verify its memory on $runs_on")
 		fi

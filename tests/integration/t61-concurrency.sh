@@ -20,13 +20,6 @@ at_exit rm -rf "$work"
 RSH="ssh -F $LAB_SSH_CONFIG"
 make -s -C "$REPO/tests/workload" OUT="$work/bin" >/dev/null || bail "cannot build memhog"
 
-state_get() { # FILE KEY
-	local line kv
-	read -r line 2>/dev/null <"$1" || return 1
-	for kv in $line; do [ "${kv%%=*}" = "$2" ] && { echo "${kv#*=}"; return 0; }; done
-	return 1
-}
-state_ge() { local v; v=$(state_get "$1" "$2") && [ "${v%%.*}" -ge "$3" ]; }
 next_host() { case $1 in h1) echo h2 ;; h2) echo h3 ;; h3) echo h1 ;; esac; }
 
 ids=(c1 c2 c3 c4 c5 c6 c7 c8)
@@ -90,10 +83,10 @@ for i in "${!ids[@]}"; do
 	for h in h1 h2 h3; do [ "$(runc_status "$h" "$id")" = running ] && where+=("$h"); done
 	is "${where[*]:-}" "$dst" "$id runs exactly once, on $dst"
 	st=$LAB_DIR/$dst/cmt/bundles/$id/rootfs/tmp/state
-	u=$(state_get "$st" usr1 || echo 0)
+	u=$(mh_get "$st" usr1 || echo 0)
 	on "$dst" runc kill "$id" USR1
-	if wait_until 60 state_ge "$st" usr1 $((u + 1)); then
-		is "$(state_get "$st" verify_fail)" 0 "$id's memory is intact on $dst"
+	if wait_until 60 mh_ge "$st" usr1 $((u + 1)); then
+		is "$(mh_get "$st" verify_fail)" 0 "$id's memory is intact on $dst"
 	else
 		fail "$id verified its memory on $dst" "$(cat "$st" 2>&1)"
 	fi
