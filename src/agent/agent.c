@@ -267,6 +267,7 @@ static int on_stream(struct session *s, const struct frame *f, struct error *e, 
 	snprintf(deleted_dir, sizeof(deleted_dir), "%s/deleted-recv", s->rq.work_dir);
 	if (s->prepared && area == AREA_IMAGES) {
 		dest = s->rq.images_dir;
+		fault_set_phase("frozen"); /* the images come once the workload is frozen */
 	} else if (s->prepared && area == AREA_BUNDLE && s->drv->kind == KIND_RUNC) {
 		dest = s->rq.bundle;
 		if (s->deletions_pending) {

@@ -359,6 +359,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		goto fail;
 	journal_step(mig_dir, J_FROZEN, &w, o);
 	st->t_frozen = now_ms();
+	fault_set_phase("frozen");
 	fault_point("after-freeze");
 	log_debug("%s frozen", w.label);
 	r = drv->dump(c, &w, images, work, e);

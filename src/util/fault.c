@@ -21,6 +21,7 @@ static int nfaults = -1;
 static char path[4200];
 static int conn_r = -1, conn_w = -1;
 static bool corrupt_pending;
+static const char *phase = "";
 
 void fault_init(const char *root, const char *side)
 {
@@ -54,10 +55,25 @@ void fault_set_conn(int rfd, int wfd)
 	conn_w = wfd;
 }
 
+void fault_set_phase(const char *p)
+{
+	phase = p ? p : "";
+}
+
+/* "NAME" matches the point in any phase, "NAME@PHASE" only in that phase */
+static bool matches(const char *spec, const char *point)
+{
+	size_t n = strlen(point);
+
+	if (strncmp(spec, point, n) != 0)
+		return false;
+	return spec[n] == 0 || (spec[n] == '@' && phase[0] && !strcmp(spec + n + 1, phase));
+}
+
 void fault_point(const char *point)
 {
 	for (int i = 0; i < nfaults; i++) {
-		if (strcmp(faults[i].point, point) != 0)
+		if (!matches(faults[i].point, point))
 			continue;
 		const char *a = faults[i].action;
 		unlink(path); /* once: the recovery that follows must not crash again */

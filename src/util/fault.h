@@ -5,7 +5,8 @@
  *     source after-restored cut
  *     agent  before-restore stall 6000
  *
- * SIDE is `source` (cmt migrate) or `agent` (cmt agent); POINT names a step
+ * SIDE is `source` (cmt migrate) or `agent` (cmt agent); POINT (or
+ * POINT@PHASE, see fault_set_phase) names a step
  * of the handoff (fault_point() calls; `cmt` lists them in
  * doc/design.md, "Fault injection"); ACTION is one of
  *   kill     SIGKILL this process (a crash)
@@ -24,6 +25,10 @@
 void fault_init(const char *root, const char *side);
 /* The connection's fds, for `cut`. */
 void fault_set_conn(int rfd, int wfd);
+/* What the process is doing ("frozen" while the workload is): a fault
+ * named POINT@PHASE fires only then (e.g. mid-stream@frozen: in a stream
+ * sent while the workload is frozen, not in the pre-copy). */
+void fault_set_phase(const char *phase);
 /* Fires the fault configured for this point, if any. */
 void fault_point(const char *point);
 /* true once after `corrupt` fired: the next DATA frame must be damaged. */

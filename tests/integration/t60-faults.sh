@@ -29,10 +29,12 @@ require_cmd runc busybox iptables-save
 
 SCENARIOS=(
 	"ssh-cut-mid-stream        cold source mid-stream        cut     -    1   h1 connection .*(closed|lost)"
+	"ssh-cut-mid-stream-frozen cold source mid-stream@frozen cut     -    1   h1 connection .*(closed|lost)"
 	"ssh-cut-after-restored    cold source after-restored    cut     -    1   h1 connection .*(closed|lost)"
 	"ssh-cut-after-commit      cold source after-commit-sent cut     -    0   h2 -"
 	"agent-killed-after-ready  cold agent  after-prepare     kill    -    1   h1 connection .*(closed|lost)"
 	"agent-killed-mid-stream   cold agent  mid-stream        kill    -    1   h1 connection .*(closed|lost)"
+	"agent-killed-mid-images   cold agent  mid-stream@frozen kill    -    1   h1 connection .*(closed|lost)"
 	"agent-killed-restored     cold agent  after-restore     kill    -    1   h1 connection .*(closed|lost)"
 	"agent-killed-committed    cold agent  after-commit      kill    -    0   h2 -"
 	"source-killed-frozen      cold source after-freeze      kill    -    137 h1 -"
@@ -42,6 +44,7 @@ SCENARIOS=(
 	"disk-full                 cold disk   -                 -       -    1   h1 (space|ENOSPC|No space)"
 	"restore-fails             cold runc   -                 -       -    1   h1 restore"
 	"corrupted-stream          cold source mid-stream        corrupt -    1   h1 (hash|XXH3|corrupt|damaged|mismatch)"
+	"corrupted-images          cold source mid-stream@frozen corrupt -    1   h1 (hash|XXH3|corrupt|damaged|mismatch)"
 	"dest-too-slow-restore     cold agent  before-restore    stall   9000 1   h1 did not answer"
 	"source-too-slow-commit    cold source after-restored    stall   5000 1   h1 (too late|lease)"
 	"dest-too-slow-commit      cold agent  after-commit      stall   6000 0   h2 confirms the commit"
