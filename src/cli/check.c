@@ -9,12 +9,13 @@
 #include "cli/cli.h"
 #include "drivers/driver.h"
 #include "engine/checks.h"
+#include "engine/volumes.h"
 #include "transport/rsh.h"
 #include "util/log.h"
 
 const char help_check[] =
 	"Usage: cmt check [CONTAINER | --pid PID] --to [USER@]HOST [--rsh CMD] [--remote-cmt CMD]\n"
-	"                 [--mode MODE] [--json]\n"
+	"                 [--mode MODE] [--volumes POLICY] [--volume /DEST=POLICY]... [--json]\n"
 	"\n"
 	"Runs the pre-migration checks without moving anything (`cmt migrate` runs\n"
 	"them first and refuses to start when one fails, unless --force).  Without a\n"
@@ -36,6 +37,8 @@ const char help_check[] =
 	"  tcp-repair       established TCP connections and the network-lock tool on both\n"
 	"  freezer          a cgroup v1 freezer for process trees\n"
 	"  lazy-pages       userfaultfd and the pipe-size limit, for post-copy modes\n"
+	"  volumes          every bind mount has a policy (--volumes / --volume, as for\n"
+	"                   `cmt migrate`); without any, a warning and all are checked as shared\n"
 	"\n"
 	"  --json   one JSON object {\"destination\":..., \"ok\":..., \"checks\":[{name, status, detail, hint}...]}\n"
 	"\n"
@@ -47,11 +50,15 @@ int cmd_check(struct ctx *c, int argc, char **argv)
 		{ "to", required_argument, NULL, 't' },         { "pid", required_argument, NULL, 'p' },
 		{ "rsh", required_argument, NULL, 'e' },        { "remote-cmt", required_argument, NULL, 'r' },
 		{ "mode", required_argument, NULL, 'm' },       { "json", no_argument, NULL, 'j' },
+		{ "volumes", required_argument, NULL, 'V' },    { "volume", required_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *to = NULL, *pid = NULL, *rsh = "ssh", *rcmt = "cmt", *mode = "cold", *ct = NULL;
-	bool json = false;
-	struct error e = { 0 };
+	bool json = false, have_policy = false;
+	enum vol_policy vdefault = VOL_NONE;
+	struct vol_rule rules[VOL_MAX];
+	int nrules = 0;
+	struct error e = { 0 }, ve = { 0 };
 	struct workload w;
 	struct peer p;
 	struct check_list *l;
@@ -67,6 +74,16 @@ int cmd_check(struct ctx *c, int argc, char **argv)
 		case 'r': rcmt = optarg; break;
 		case 'm': mode = optarg; break;
 		case 'j': json = true; break;
+		case 'V':
+			if (vol_policy_parse(optarg, &vdefault) < 0)
+				return usage_error("check", "--volumes '%s': use copy, shared or skip", optarg);
+			have_policy = true;
+			break;
+		case 'v':
+			if (nrules == VOL_MAX || vol_rule_parse(optarg, &rules[nrules++], &ve) < 0)
+				return usage_error("check", "%s", ve.msg[0] ? ve.msg : "too many --volume options");
+			have_policy = true;
+			break;
 		case ':': return usage_error("check", "option '%s' needs a value", argv[optind - 1]);
 		default: return usage_error("check", "unknown option '%s'", argv[optind - 1]);
 		}
@@ -85,6 +102,17 @@ int cmd_check(struct ctx *c, int argc, char **argv)
 		error_print(&e);
 		return EXIT_FAIL;
 	}
+	/* volume policies, as `cmt migrate` would apply them: copied and
+	 * skipped volumes need nothing on the destination */
+	bool vol_failed = false;
+	if (ct && w.config_json) {
+		w.vols = calloc(VOL_MAX, sizeof(*w.vols));
+		int n = w.vols ? volumes_plan(w.config_json, w.label, vdefault, rules, nrules, true, w.vols, VOL_MAX, &ve) : -1;
+		if (n >= 0)
+			w.nvols = n;
+		else
+			vol_failed = true;
+	}
 	if (peer_connect(&p, rsh, to, rcmt, c->cfg.name, &e) < 0) {
 		error_print(&e);
 		if (json)
@@ -95,6 +123,12 @@ int cmd_check(struct ctx *c, int argc, char **argv)
 	if (!l)
 		return EXIT_FAIL;
 	r = checks_run(c, &p, (ct || pid) ? &w : NULL, mode, l, &e);
+	if (r >= 0 && vol_failed)
+		/* without any policy given: a warning (the bind mounts were checked
+		 * as shared); with policies that leave one out: what migrate refuses */
+		check_add(l, "volumes", have_policy ? CHECK_FAIL : CHECK_WARN, ve.hint, "%s", ve.msg);
+	else if (r >= 0 && w.nvols)
+		check_add(l, "volumes", CHECK_PASS, NULL, "%d bind mount(s), each with a policy", w.nvols);
 	proto_send_msg(&p.conn, MSG_ABORT, NULL, NULL);
 	peer_close(&p);
 	workload_free(&w);

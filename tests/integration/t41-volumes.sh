@@ -34,6 +34,16 @@ on h1 sh -c "cd '$work/ct1' && exec runc run -d ct1 </dev/null >/dev/null 2>&1" 
 at_exit "on h1 runc delete --force ct1 >/dev/null 2>&1; on h2 runc delete --force ct1 >/dev/null 2>&1"
 wait_until 10 test -s "$work/data/seq" || bail "ct1 did not start"
 
+# --- cmt check knows the policies -------------------------------------------------
+RSH="ssh -F $LAB_SSH_CONFIG"
+out=$(on h1 "$CMT" check ct1 --to h2 --rsh "$RSH" --remote-cmt "$CMT" --volume /data=copy --json 2>/dev/null)
+is "$?" 1 "cmt check with a bind mount left without a policy fails"
+check "its volumes check names the mount" python3 -c 'import json,sys; d=json.loads(sys.argv[1]); v=[c for c in d["checks"] if c["name"]=="volumes"][0]; assert v["status"]=="fail" and "/shared" in v["detail"], v' "$out"
+out=$(on h1 "$CMT" check ct1 --to h2 --rsh "$RSH" --remote-cmt "$CMT" --volume /data=copy --volume /shared=shared \
+	--volumes skip --json 2>/dev/null)
+is "$?" 0 "with every mount covered cmt check passes"
+check "volumes check passes" python3 -c 'import json,sys; d=json.loads(sys.argv[1]); v=[c for c in d["checks"] if c["name"]=="volumes"][0]; assert v["status"]=="pass", v' "$out"
+
 # --- no policy: stopped before anything is frozen ----------------------------------
 migrate_from h1 ct1 --to h2 --volume /data=copy --hook-pre-dump "touch $work/hook-ran"
 is "$MIG_RC" 1 "a bind mount without a policy stops the migration"
