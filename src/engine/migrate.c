@@ -13,6 +13,7 @@
 #include "criu/precheck.h"
 #include "engine/handoff.h"
 #include "engine/journal.h"
+#include "engine/progress.h"
 #include "engine/rootfs.h"
 #include "drivers/ocispec.h"
 #include "transport/keepalive.h"
@@ -55,6 +56,11 @@ bool migration_id_valid(const char *id)
 		      *p == '_' || *p == '-'))
 			return false;
 	return true;
+}
+
+static void progress_cb(uint64_t n, void *arg)
+{
+	progress_add(arg, n);
 }
 
 static int simple_exchange(struct peer *p, uint16_t type, struct mbuf *mb, uint16_t want, struct msg *m,
@@ -234,6 +240,8 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	char mig_dir[PATH_MAX], images[PATH_MAX + 16], work[PATH_MAX + 16];
 	bool connected = false, committed = false, started = false, inspected = false;
 	struct rootfs_sync rs = { 0 }, vrs[VOL_MAX] = { 0 };
+	struct progress pg = { 0 };
+	bool show = isatty(STDERR_FILENO) && log_verbosity >= 0;
 	uint32_t lease = handoff_lease_clamp(o->lease_ms);
 	struct keepalive ka = { 0 };
 	int r, lock = -1;
@@ -329,7 +337,11 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	/* The root filesystem is copied while the workload still runs; only
 	 * what changes from here on travels after the freeze. */
 	if (w.kind == KIND_RUNC && !o->shared_storage) {
+		progress_begin(&pg, show, "rootfs", dir_bytes(w.rootfs));
+		rs.on_bytes = progress_cb;
+		rs.arg = &pg;
 		r = rootfs_precopy(&p.conn, CHAN_ROOTFS, w.rootfs, "rootfs", &rs, e);
+		progress_end(&pg);
 		if (r < 0)
 			goto fail;
 		st->rootfs_precopy_bytes = rs.precopy_bytes;
@@ -373,7 +385,12 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		goto fail;
 	keepalive_stop(&ka);
 
-	r = tree_send(&p.conn, CHAN_IMAGES, AREA_IMAGES, images, "", &ts, e);
+	{
+		struct tree_send_opts to = { .on_bytes = progress_cb, .arg = &pg };
+		progress_begin(&pg, show, "images", dir_bytes(images));
+		r = tree_send_opts(&p.conn, CHAN_IMAGES, AREA_IMAGES, images, "", &to, &ts, e);
+		progress_end(&pg);
+	}
 	if (r < 0)
 		goto fail;
 	st->image_bytes = ts.payload_bytes;

@@ -20,7 +20,7 @@ int rootfs_precopy(struct proto_conn *c, uint32_t chan, const char *rootfs, cons
 		   struct error *e)
 {
 	struct tree_stats ts;
-	struct tree_send_opts o = { 0 };
+	struct tree_send_opts o = { .on_bytes = rs->on_bytes, .arg = rs->arg };
 	int r;
 
 	rs->m = manifest_new();
@@ -94,7 +94,7 @@ static int scan_cb(const char *path, const struct stat *sb, int flag, struct FTW
 int rootfs_delta(struct proto_conn *c, uint32_t chan, const char *rootfs, const char *prefix, const char *work_dir,
 		 struct rootfs_sync *rs, struct error *e)
 {
-	struct tree_send_opts o = { .since = rs->m };
+	struct tree_send_opts o = { .since = rs->m, .on_bytes = rs->on_bytes, .arg = rs->arg };
 	struct tree_stats ts;
 	int r;
 

@@ -24,6 +24,8 @@ struct rootfs_sync {
 	uint64_t delta_bytes;     /* file contents sent while frozen */
 	uint64_t delta_files;     /* entries sent while frozen */
 	uint64_t deleted;         /* entries deleted since the pre-copy */
+	void (*on_bytes)(uint64_t n, void *arg); /* progress, optional */
+	void *arg;
 };
 
 #define ROOTFS_DELETED_MAX (64u << 20) /* the deletion list, NUL-separated */

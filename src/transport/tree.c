@@ -26,6 +26,7 @@ struct sender {
 	uint64_t bytes;
 	struct error *e;
 	int failed;
+	const struct tree_send_opts *o;
 };
 
 /* If the receiver has already said something (an ERROR), stop early. */
@@ -60,6 +61,8 @@ static la_ssize_t send_cb(struct archive *a, void *ud, const void *buf, size_t n
 		}
 		XXH3_64bits_update(&s->hash, p, k);
 		s->bytes += k;
+		if (s->o && s->o->on_bytes)
+			s->o->on_bytes(k, s->o->arg);
 		p += k;
 		left -= k;
 	}
@@ -98,7 +101,7 @@ int tree_send(struct proto_conn *c, uint32_t chan, uint32_t area, const char *di
 int tree_send_opts(struct proto_conn *c, uint32_t chan, uint32_t area, const char *dir, const char *prefix,
 		   const struct tree_send_opts *o, struct tree_stats *st, struct error *e)
 {
-	struct sender s = { .c = c, .chan = chan, .e = e };
+	struct sender s = { .c = c, .chan = chan, .e = e, .o = o };
 	struct archive *w = NULL, *disk = NULL;
 	struct archive_entry_linkresolver *lr = NULL;
 	struct mbuf mb;

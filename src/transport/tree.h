@@ -21,6 +21,8 @@ struct manifest;
 struct tree_send_opts {
 	struct manifest *record; /* record what is sent (path as named in the stream) */
 	struct manifest *since;  /* send only entries new or changed since this manifest */
+	void (*on_bytes)(uint64_t n, void *arg); /* archive bytes sent, as they go (progress) */
+	void *arg;
 };
 
 /* Sends the tree under dir; each entry is named as its path relative to dir,

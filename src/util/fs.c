@@ -186,3 +186,22 @@ bool path_is_under(const char *path, const char *dir)
 			return false;
 	return true;
 }
+
+static uint64_t du_total;
+
+static int du_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)path;
+	(void)ftw;
+	if (flag == FTW_F && S_ISREG(sb->st_mode))
+		du_total += (uint64_t)sb->st_size;
+	return 0;
+}
+
+uint64_t dir_bytes(const char *dir)
+{
+	du_total = 0;
+	if (nftw(dir, du_cb, 32, FTW_PHYS | FTW_MOUNT) < 0)
+		return 0;
+	return du_total;
+}

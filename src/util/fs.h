@@ -1,6 +1,7 @@
 /* Small filesystem helpers. */
 #pragma once
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -26,3 +27,5 @@ int path_join(char *buf, size_t n, const char *a, const char *b);
  * something after it, and no ".." component (no symlinks are resolved: for
  * paths cmt itself built under its state root, read back from disk). */
 bool path_is_under(const char *path, const char *dir);
+/* The sum of the sizes of the regular files below dir (0 on error). */
+uint64_t dir_bytes(const char *dir);
