@@ -10,12 +10,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/pagestore.h"
 #include "drivers/driver.h"
 #include "drivers/ocispec.h"
 #include "engine/facts.h"
 #include "engine/handoff.h"
 #include "engine/journal.h"
 #include "engine/migrate.h"
+#include "engine/modes.h"
 #include "engine/rootfs.h"
 #include "engine/volumes.h"
 #include "transport/proto.h"
@@ -40,6 +42,7 @@ struct session {
 	char mig_id[80];
 	char mig_dir[PATH_MAX];
 	struct restore_req rq;
+	struct pagestore ps;      /* pre-copied pages (precopy mode) */
 };
 
 static bool container_id_valid(const char *id)
@@ -88,8 +91,11 @@ static void rollback(struct session *s)
 	if (outcome_write(s->c->cfg.root, s->mig_id, OUTCOME_ABORTED, &tmp) < 0)
 		log_warn("cannot record the outcome of migration %s: %s", s->mig_id, tmp.msg);
 	error_clear(&tmp);
-	/* the images go; the logs stay for the post-mortem */
+	/* the images and pre-copied pages go; the logs stay for the post-mortem */
 	rm_rf(s->rq.images_dir, &tmp);
+	pagestore_close(&s->ps);
+	if (s->ps.path[0])
+		unlink(s->ps.path);
 	{
 		char jp[PATH_MAX + 16];
 		snprintf(jp, sizeof(jp), "%s/journal", s->mig_dir);
@@ -102,6 +108,7 @@ static void finish(struct session *s)
 {
 	struct error tmp = { 0 };
 
+	pagestore_close(&s->ps);
 	rm_rf(s->mig_dir, &tmp);
 	s->prepared = false;
 }
@@ -118,7 +125,8 @@ static int on_prepare(struct session *s, struct msg *m, struct error *e)
 	s->drv = driver_for((enum workload_kind)m->num[A_KIND]);
 	if (!s->drv)
 		return error_set(e, EINVAL, "unknown workload kind %u", (unsigned)m->num[A_KIND]);
-	if (strcmp(m->str[A_MODE], "cold") != 0)
+	enum mig_mode mode;
+	if (mode_parse(m->str[A_MODE], &mode) < 0 || !mode_agent_supports(mode))
 		return error_set(e, ENOTSUP, "migration mode '%s' is not supported by this agent (cmt %s)", m->str[A_MODE],
 				 CMT_VERSION);
 	/* a container ID, or a pid: either way a safe file name */
@@ -164,6 +172,11 @@ static int on_prepare(struct session *s, struct msg *m, struct error *e)
 	snprintf(s->rq.work_dir, sizeof(s->rq.work_dir), "%s/work", s->mig_dir);
 	if ((r = mkdir_p(s->rq.images_dir, 0700, e)) < 0 || (r = mkdir_p(s->rq.work_dir, 0700, e)) < 0)
 		return r;
+	{
+		char sp[PATH_MAX + 16];
+		snprintf(sp, sizeof(sp), "%s/pagestore", s->mig_dir);
+		pagestore_init(&s->ps, sp);
+	}
 	if (s->drv->kind == KIND_RUNC) {
 		snprintf(s->rq.bundle, sizeof(s->rq.bundle), "%s/bundles/%s", s->c->cfg.root, wl);
 		if (path_exists(s->rq.bundle)) {
@@ -260,9 +273,28 @@ static int on_stream(struct session *s, const struct frame *f, struct error *e, 
 	if (r < 0)
 		return r;
 	uint32_t area = (uint32_t)m.num[A_AREA];
+	char name[256] = "";
+	if (msg_has(&m, A_NAME))
+		snprintf(name, sizeof(name), "%s", m.str[A_NAME]);
 	msg_free(&m);
 	if (area == AREA_PROBE)
 		return probe_recv(s, f, e);
+	if (s->prepared && (area == AREA_PAGES || area == AREA_PAGE_IMAGE)) {
+		if (area == AREA_PAGES) {
+			r = pagestore_recv(&s->conn, f, &s->ps, reported, e);
+		} else if (!pageimage_name_valid(name)) {
+			struct error de = { 0 };
+			if (drain_stream(s, f, &de) == -ECANCELED)
+				return -ECANCELED;
+			return error_set(e, EINVAL, "invalid page image name '%s'", name);
+		} else {
+			fault_set_phase("frozen"); /* page images come once the workload is frozen */
+			r = pageimage_recv(&s->conn, f, s->rq.images_dir, name, &s->ps, reported, e);
+		}
+		if (r < 0)
+			error_host(e, s->c->cfg.name);
+		return r;
+	}
 	char deleted_dir[PATH_MAX + 32];
 	snprintf(deleted_dir, sizeof(deleted_dir), "%s/deleted-recv", s->rq.work_dir);
 	if (s->prepared && area == AREA_IMAGES) {

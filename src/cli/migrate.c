@@ -35,7 +35,23 @@ const char help_migrate[] =
 	"Options:\n"
 	"  --to [USER@]HOST    destination host (required)\n"
 	"  --pid PID           migrate the process tree rooted at PID instead of a container\n"
-	"  --mode MODE         cold (freeze, copy, restore); the default\n"
+	"  --mode MODE         auto (the default), cold, precopy, postcopy or hybrid:\n"
+	"                      cold     freeze, copy everything, restore\n"
+	"                      precopy  copy memory in rounds while the workload runs;\n"
+	"                               only what changed since travels while frozen\n"
+	"                      auto     cold for small workloads, else precopy (post-copy\n"
+	"                               modes only with --allow-postcopy); -v says why\n"
+	"  --allow-postcopy    let auto pick a post-copy mode: lowest downtime, but if this\n"
+	"                      host fails while pages are still here, the workload is lost\n"
+	"  --downtime-target MS  pre-copy stops iterating when what is still dirty can be\n"
+	"                      sent within MS milliseconds (default 300)\n"
+	"  --max-rounds N      at most N pre-copy rounds (default 8)\n"
+	"  --converge-growth PCT  stop when a round sends more than PCT %% over the one\n"
+	"                      before (default 0: as soon as the dirty set stops shrinking)\n"
+	"  --min-dirty-pages N stop when a round sends fewer than N pages (default 256)\n"
+	"  --max-bandwidth MIB limit the transfer to MIB MiB/s (default: no limit)\n"
+	"  --compress WHEN     auto (zstd where it pays, measured as it goes; the default),\n"
+	"                      zstd (always) or none\n"
 	"  --rsh CMD           remote shell, split into words like rsync's -e (default: ssh)\n"
 	"  --remote-cmt CMD    the cmt command on HOST (default: cmt)\n"
 	"  --json              print the result as one JSON object on the last line of stdout\n"
@@ -72,7 +88,9 @@ const char help_migrate[] =
 	"migration_id, downtime_ms (frozen on the source until running on HOST),\n"
 	"frozen_ms, dump_ms, transfer_ms, restore_ms (restored, still stopped), commit_ms\n"
 	"(until it runs on HOST), total_ms, bytes_sent, image_bytes, rootfs_bytes, files,\n"
-	"cmt_peak_rss_kib; on failure also error, error_host, hint, source_running, in_doubt.\n"
+	"cmt_peak_rss_kib, mode_reason, rounds (per pre-copy round: pages scanned, sent,\n"
+	"unchanged, zero, bytes, duration_ms, dirty_mib_s), stop_reason, pages_* of the\n"
+	"final copy; on failure also error, error_host, hint, source_running, in_doubt.\n"
 	"\n"
 	"Exit status: 0 migrated, 1 failed (the message says where and why), 2 usage.\n"
 	"\n"
@@ -95,12 +113,22 @@ int migrate_parse_args(int argc, char **argv, struct migrate_args *a, char *err,
 		{ "shared-storage", no_argument, NULL, 'S' },
 		{ "volumes", required_argument, NULL, 'V' },
 		{ "volume", required_argument, NULL, 'v' },
+		{ "allow-postcopy", no_argument, NULL, 1010 },
+		{ "downtime-target", required_argument, NULL, 1011 },
+		{ "max-rounds", required_argument, NULL, 1012 },
+		{ "converge-growth", required_argument, NULL, 1013 },
+		{ "min-dirty-pages", required_argument, NULL, 1014 },
+		{ "max-bandwidth", required_argument, NULL, 1015 },
+		{ "compress", required_argument, NULL, 1016 },
 		{ NULL, 0, NULL, 0 },
 	};
 	int o;
 
 	memset(a, 0, sizeof(*a));
-	a->mode = "cold";
+	a->mode = "auto";
+	a->growth_pct = -1;
+	a->min_pages = -1;
+	a->compress = "auto";
 	a->rsh = "ssh";
 	a->remote_cmt = "cmt";
 	optind = 0;
@@ -184,6 +212,43 @@ int migrate_parse_args(int argc, char **argv, struct migrate_args *a, char *err,
 			a->lease_s = (int)v;
 			break;
 		}
+		case 1010:
+			a->allow_postcopy = true;
+			break;
+		case 1011: case 1012: case 1013: case 1014: case 1015: {
+			static const struct { const char *name, *unit; double min, max; } lim[] = {
+				{ "--downtime-target", "milliseconds", 1, 3600000 }, { "--max-rounds", "rounds", 1, 64 },
+				{ "--converge-growth", "percent", 0, 1000 }, { "--min-dirty-pages", "pages", 0, 1e9 },
+				{ "--max-bandwidth", "MiB/s", 0.01, 1e6 },
+			};
+			int i = o - 1011;
+			char *end;
+			double v = strtod(optarg, &end);
+			if (!*optarg || *end || v < lim[i].min || v > lim[i].max ||
+			    ((o == 1012 || o == 1014) && v != (double)(long)v)) {
+				snprintf(err, n, "%s '%s' is not a number of %s (%g-%g)", lim[i].name, optarg, lim[i].unit,
+					 lim[i].min, lim[i].max);
+				return -EINVAL;
+			}
+			if (o == 1011)
+				a->downtime_target_ms = v;
+			else if (o == 1012)
+				a->max_rounds = (int)v;
+			else if (o == 1013)
+				a->growth_pct = v;
+			else if (o == 1014)
+				a->min_pages = (long)v;
+			else
+				a->max_bandwidth_mib = v;
+			break;
+		}
+		case 1016:
+			if (strcmp(optarg, "auto") && strcmp(optarg, "zstd") && strcmp(optarg, "none")) {
+				snprintf(err, n, "--compress '%s': use auto, zstd or none", optarg);
+				return -EINVAL;
+			}
+			a->compress = optarg;
+			break;
 		case ':':
 			snprintf(err, n, "option '%s' needs a value", argv[optind - 1]);
 			return -EINVAL;
@@ -262,6 +327,18 @@ int cmd_migrate(struct ctx *c, int argc, char **argv)
 	o.remote_cmt = a.remote_cmt;
 	o.mode = a.mode;
 	o.force = a.force;
+	o.allow_postcopy = a.allow_postcopy;
+	converge_defaults(&o.conv);
+	if (a.downtime_target_ms > 0)
+		o.conv.downtime_target_ms = a.downtime_target_ms;
+	if (a.max_rounds > 0)
+		o.conv.max_rounds = (unsigned)a.max_rounds;
+	if (a.growth_pct >= 0)
+		o.conv.growth_pct = a.growth_pct;
+	if (a.min_pages >= 0)
+		o.conv.min_pages = (uint64_t)a.min_pages;
+	o.max_bandwidth_bps = a.max_bandwidth_mib * 1048576.0;
+	o.compress = !strcmp(a.compress, "zstd") ? ZMODE_ALWAYS : !strcmp(a.compress, "none") ? ZMODE_NEVER : ZMODE_AUTO;
 	o.lease_ms = (unsigned)a.lease_s * 1000u;
 	o.shared_storage = a.shared_storage;
 	struct vol_rule rules[32];

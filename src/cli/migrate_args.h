@@ -17,6 +17,13 @@ struct migrate_args {
 	int lease_s;             /* --lease; 0 = default */
 	bool json;
 	bool force;
+	bool allow_postcopy;     /* --allow-postcopy: auto may pick a post-copy mode */
+	double downtime_target_ms;  /* --downtime-target; 0 = default */
+	int max_rounds;          /* --max-rounds; 0 = default */
+	double growth_pct;       /* --converge-growth; < 0 = default */
+	long min_pages;          /* --min-dirty-pages; < 0 = default */
+	double max_bandwidth_mib; /* --max-bandwidth MiB/s; 0 = unlimited */
+	const char *compress;    /* --compress auto|zstd|none */
 	bool shared_storage;
 	const char *volumes;            /* --volumes POLICY */
 	const char *volume[32];         /* --volume /DEST=POLICY, repeatable */

@@ -13,6 +13,8 @@
 #include "criu/precheck.h"
 #include "engine/handoff.h"
 #include "engine/journal.h"
+#include "engine/memscan.h"
+#include "engine/modes.h"
 #include "engine/progress.h"
 #include "engine/rootfs.h"
 #include "drivers/ocispec.h"
@@ -24,7 +26,7 @@
 #include "util/lock.h"
 #include "util/log.h"
 
-enum { CHAN_IMAGES = 1, CHAN_ROOTFS = 2 };
+enum { CHAN_IMAGES = 1, CHAN_ROOTFS = 2, CHAN_PAGES = 3 };
 
 void migration_id_make(const char *name, char *out, size_t n)
 {
@@ -234,7 +236,6 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	const struct driver *drv = driver_for(o->kind);
 	struct workload w;
 	struct peer p;
-	struct tree_stats ts;
 	struct mbuf mb;
 	struct msg m;
 	char mig_dir[PATH_MAX], images[PATH_MAX + 16], work[PATH_MAX + 16];
@@ -244,6 +245,9 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	bool show = isatty(STDERR_FILENO) && log_verbosity >= 0;
 	uint32_t lease = handoff_lease_clamp(o->lease_ms);
 	struct keepalive ka = { 0 };
+	enum mig_mode mode = MODE_COLD;
+	struct pageset set = { 0 };
+	struct zpolicy zp = { .mode = o->compress };
 	int r, lock = -1;
 	char lock_name[300];
 
@@ -255,9 +259,14 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	snprintf(st->mode, sizeof(st->mode), "%s", o->mode);
 	snprintf(st->source, sizeof(st->source), "%s", c->cfg.name);
 	snprintf(st->destination, sizeof(st->destination), "%s", o->to);
-	if (strcmp(o->mode, "cold") != 0) {
-		error_set(e, ENOTSUP, "migration mode '%s' is not available", o->mode);
-		error_hint(e, "use --mode cold");
+	if (mode_parse(o->mode, &mode) < 0) {
+		error_set(e, EINVAL, "unknown migration mode '%s'", o->mode);
+		error_hint(e, "use cold, precopy, postcopy, hybrid or auto");
+		return -EINVAL;
+	}
+	if (mode != MODE_AUTO && !mode_source_supports(mode)) {
+		error_set(e, ENOTSUP, "migration mode '%s' is not available in this cmt (%s)", o->mode, CMT_VERSION);
+		error_hint(e, "use --mode precopy (live) or --mode cold");
 		return -ENOTSUP;
 	}
 
@@ -317,12 +326,29 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 			goto fail_nohook;
 	}
 	started = true;
+	if (mode == MODE_AUTO) {
+		struct facts none = { 0 };
+		long long rss_kib = (long long)(memscan_estimate(w.pid) * PAGE_SZ / 1024);
+		mode = mode_choose(st->checked ? &st->checks.src : &none, st->checked ? &st->checks.dst : &none, rss_kib,
+				   o->allow_postcopy, st->mode_reason, sizeof(st->mode_reason));
+		if (!mode_source_supports(mode)) {
+			size_t l = strlen(st->mode_reason);
+			snprintf(st->mode_reason + l, sizeof(st->mode_reason) - l, "; %s is not available in this cmt: precopy",
+				 mode_name(mode));
+			mode = MODE_PRECOPY;
+		}
+		log_debug("--mode auto: %s", st->mode_reason);
+	} else {
+		snprintf(st->mode_reason, sizeof(st->mode_reason), "--mode %s", mode_name(mode));
+	}
+	snprintf(st->mode, sizeof(st->mode), "%s", mode_name(mode));
+	p.conn.max_bps = o->max_bandwidth_bps;
 
 	mb_init(&mb);
 	mb_str(&mb, A_MIGRATION_ID, st->migration_id);
 	mb_u32(&mb, A_KIND, (uint32_t)w.kind);
 	mb_str(&mb, A_WORKLOAD, w.id);
-	mb_str(&mb, A_MODE, o->mode);
+	mb_str(&mb, A_MODE, st->mode);
 	mb_u32(&mb, A_LEASE_MS, lease);
 	r = simple_exchange(&p, MSG_PREPARE, &mb, MSG_READY, &m, e);
 	mb_free(&mb);
@@ -358,6 +384,15 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		st->volume_precopy_bytes += vrs[i].precopy_bytes;
 	}
 
+	/* Memory rounds while the workload runs: only what changes after the
+	 * last one travels while it is frozen. */
+	if (mode == MODE_PRECOPY) {
+		r = precopy_run(&p.conn, CHAN_PAGES, w.pid, &o->conv, &set, &zp, &pg, show, &st->pre, e);
+		if (r < 0)
+			goto fail;
+		st->precopied = true;
+	}
+
 	/* Long local steps (hooks, freeze, dump): keep the agent's lease alive */
 	keepalive_start(&ka, &p.conn, lease / 3);
 	r = run_hook(o, HOOK_PRE_DUMP, &w, st, NULL, e);
@@ -385,16 +420,15 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		goto fail;
 	keepalive_stop(&ka);
 
-	{
-		struct tree_send_opts to = { .on_bytes = progress_cb, .arg = &pg };
-		progress_begin(&pg, show, "images", dir_bytes(images));
-		r = tree_send_opts(&p.conn, CHAN_IMAGES, AREA_IMAGES, images, "", &to, &ts, e);
-		progress_end(&pg);
-	}
+	progress_begin(&pg, show, "images", dir_bytes(images));
+	r = images_send(&p.conn, CHAN_IMAGES, images, &set, &zp, progress_cb, &pg, &st->img, e);
+	progress_end(&pg);
+	st->z_batches = zp.batches;
+	st->z_compressed = zp.compressed;
 	if (r < 0)
 		goto fail;
-	st->image_bytes = ts.payload_bytes;
-	st->files += ts.files;
+	st->image_bytes = st->img.bytes;
+	st->files += st->img.files;
 	if (w.kind == KIND_RUNC && !o->shared_storage) {
 		r = rootfs_delta(&p.conn, CHAN_ROOTFS, w.rootfs, "rootfs", work, &rs, e);
 		if (r < 0)
@@ -505,6 +539,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	}
 	lock_release(lock);
 	workload_free(&w);
+	pageset_free(&set);
 	rootfs_sync_free(&rs);
 	for (int i = 0; i < VOL_MAX; i++)
 		rootfs_sync_free(&vrs[i]);
@@ -548,6 +583,7 @@ fail_early:
 	st->source_running = inspected && !w.frozen && !st->in_doubt;
 	lock_release(lock);
 	workload_free(&w);
+	pageset_free(&set);
 	rootfs_sync_free(&rs);
 	for (int i = 0; i < VOL_MAX; i++)
 		rootfs_sync_free(&vrs[i]);
@@ -593,6 +629,37 @@ char *migrate_stats_json(const struct migrate_stats *st, const struct error *e)
 	json_object_set_new(j, "volume_precopy_bytes", json_integer((json_int_t)st->volume_precopy_bytes));
 	json_object_set_new(j, "volume_bytes", json_integer((json_int_t)st->volume_bytes));
 	json_object_set_new(j, "files", json_integer((json_int_t)st->files));
+	if (st->mode_reason[0])
+		json_object_set_new(j, "mode_reason", json_string(st->mode_reason));
+	{
+		json_t *rounds = json_array();
+		for (unsigned i = 0; st->precopied && i < st->pre.n; i++) {
+			const struct precopy_round *rd = &st->pre.r[i];
+			json_t *o = json_object();
+			json_object_set_new(o, "round", json_integer(i + 1));
+			json_object_set_new(o, "pages_scanned", json_integer((json_int_t)rd->scanned));
+			json_object_set_new(o, "pages_sent", json_integer((json_int_t)rd->sent));
+			json_object_set_new(o, "pages_unchanged", json_integer((json_int_t)rd->unchanged));
+			json_object_set_new(o, "pages_zero", json_integer((json_int_t)rd->zero));
+			json_object_set_new(o, "bytes", json_integer((json_int_t)rd->wire_bytes));
+			json_object_set_new(o, "duration_ms", json_real(rd->ms));
+			json_object_set_new(o, "dirty_mib_s", json_real(rd->dirty_bps / 1048576.0));
+			json_array_append_new(rounds, o);
+		}
+		json_object_set_new(j, "rounds", json_integer(st->precopied ? st->pre.n : 0));
+		json_object_set_new(j, "round_stats", rounds);
+		if (st->precopied) {
+			json_object_set_new(j, "stop_reason", json_string(conv_name(st->pre.stop)));
+			json_object_set_new(j, "stop_detail", json_string(st->pre.why));
+			json_object_set_new(j, "precopy_bytes", json_integer((json_int_t)st->pre.wire_bytes));
+		}
+	}
+	json_object_set_new(j, "pages_final", json_integer((json_int_t)st->img.pages));
+	json_object_set_new(j, "pages_final_sent", json_integer((json_int_t)st->img.pages_raw));
+	json_object_set_new(j, "pages_final_from_store", json_integer((json_int_t)st->img.pages_copied));
+	json_object_set_new(j, "pages_final_zero", json_integer((json_int_t)st->img.pages_zero));
+	json_object_set_new(j, "compressed_batches", json_integer((json_int_t)st->z_compressed));
+	json_object_set_new(j, "batches", json_integer((json_int_t)st->z_batches));
 	if (st->dest_pid)
 		json_object_set_new(j, "destination_pid", json_integer(st->dest_pid));
 	if (st->checked)

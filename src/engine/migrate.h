@@ -11,6 +11,9 @@
 
 #include "drivers/driver.h"
 #include "engine/checks.h"
+#include "engine/converge.h"
+#include "engine/images.h"
+#include "engine/precopy.h"
 #include "engine/context.h"
 #include "engine/hooks.h"
 #include "engine/volumes.h"
@@ -21,7 +24,11 @@ struct migrate_opts {
 	const char *to;         /* [user@]host */
 	const char *rsh;        /* remote shell command, default "ssh" */
 	const char *remote_cmt; /* cmt on the destination, default "cmt" */
-	const char *mode;       /* "cold" */
+	const char *mode;       /* cold, precopy, postcopy, hybrid, auto (engine/modes.h) */
+	bool allow_postcopy;    /* auto may choose a post-copy mode */
+	struct converge_policy conv; /* pre-copy: when to stop iterating */
+	double max_bandwidth_bps; /* 0 = unlimited */
+	enum zmode compress;
 	bool force;             /* skip the pre-migration checks */
 	struct hooks *hooks;    /* may be NULL */
 	bool show_checks;       /* print every check, not only the failing ones */
@@ -35,6 +42,7 @@ struct migrate_opts {
 struct migrate_stats {
 	const char *result;     /* "ok" / "failed" */
 	char mode[16];
+	char mode_reason[320];  /* why this mode (auto: the choice) */
 	char workload[300];
 	char source[128], destination[256];
 	char migration_id[96];
@@ -53,6 +61,10 @@ struct migrate_stats {
 	bool source_running;     /* failure: the workload runs on the source (never frozen, or thawed) */
 	bool in_doubt;           /* commit sent, no answer: see the message */
 	bool checked;            /* checks ran; results in 'checks' */
+	bool precopied;          /* pre-copy rounds ran: 'pre' */
+	struct precopy_stats pre;
+	struct image_stats img;  /* the images sent while frozen */
+	uint64_t z_batches, z_compressed; /* page batches, of which compressed */
 	struct check_list checks;
 };
 

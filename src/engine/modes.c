@@ -21,6 +21,16 @@ int mode_parse(const char *name, enum mig_mode *ret)
 	return -EINVAL;
 }
 
+bool mode_source_supports(enum mig_mode m)
+{
+	return m == MODE_COLD || m == MODE_PRECOPY;
+}
+
+bool mode_agent_supports(enum mig_mode m)
+{
+	return m == MODE_COLD || m == MODE_PRECOPY;
+}
+
 bool mode_is_postcopy(enum mig_mode m)
 {
 	return m == MODE_POSTCOPY || m == MODE_HYBRID;

@@ -24,6 +24,10 @@ enum mig_mode { MODE_COLD, MODE_PRECOPY, MODE_POSTCOPY, MODE_HYBRID, MODE_AUTO }
 const char *mode_name(enum mig_mode m);
 /* 0, or -EINVAL for an unknown name. */
 int mode_parse(const char *name, enum mig_mode *ret);
+/* Whether this cmt can migrate in mode m as the source. */
+bool mode_source_supports(enum mig_mode m);
+/* Whether this cmt can take a migration in mode m as the destination. */
+bool mode_agent_supports(enum mig_mode m);
 /* true for the modes whose failure after the restore can lose the workload */
 bool mode_is_postcopy(enum mig_mode m);
 

@@ -1,6 +1,7 @@
 #include "engine/progress.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 static double mono_ms(void)
@@ -33,6 +34,7 @@ void progress_begin(struct progress *p, bool on, const char *phase, uint64_t tot
 	p->phase = phase;
 	p->done = 0;
 	p->total = total;
+	p->note[0] = 0;
 	p->t0 = p->last = mono_ms();
 }
 
@@ -49,6 +51,10 @@ void progress_add(struct progress *p, uint64_t bytes)
 		return;
 	p->last = now;
 	progress_format(line, sizeof(line), p->phase, p->done, p->total, now - p->t0);
+	if (p->note[0]) {
+		size_t l = strlen(line);
+		snprintf(line + l, sizeof(line) - l, "  %s", p->note);
+	}
 	fprintf(stderr, "\r%-78s", line);
 	fflush(stderr);
 }

@@ -16,6 +16,7 @@ struct progress {
 	const char *phase;
 	uint64_t done, total;
 	double t0, last;
+	char note[48];   /* appended to the line (pre-copy: "dirty 8.0 MiB/s"), may be "" */
 };
 
 /* on: whether to draw at all (a terminal, not --quiet). */

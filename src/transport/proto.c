@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -47,6 +48,7 @@ static const struct {
 	[A_LEASE_MS] = { K_U32, 0, "lease-ms" },
 	[A_OUTCOME] = { K_U32, 0, "outcome" },
 	[A_DEADLINE_MS] = { K_U32, 0, "deadline-ms" },
+	[A_NAME] = { K_STR, 255, "name" },
 };
 
 #define BIT(t) (1ull << (t))
@@ -431,6 +433,31 @@ static void last_words(struct proto_conn *c, struct error *e)
 	c->timeout_ms = saved;
 }
 
+/* --max-bandwidth: sleeps while the bytes sent run ahead of the rate.  An
+ * idle spell (no sending for a while) does not build up credit. */
+static void pace(struct proto_conn *c, uint32_t n)
+{
+	struct timespec ts;
+	double now, ahead;
+
+	if (c->max_bps <= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	if (!c->pace_t0 || now - c->pace_t0 > (double)c->pace_bytes / c->max_bps + 0.25) {
+		c->pace_t0 = now;
+		c->pace_bytes = 0;
+	}
+	c->pace_bytes += n;
+	ahead = (double)c->pace_bytes / c->max_bps - (now - c->pace_t0);
+	if (ahead > 0) {
+		ts.tv_sec = (time_t)ahead;
+		ts.tv_nsec = (long)((ahead - (double)ts.tv_sec) * 1e9);
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
+}
+
 static int send_frame(struct proto_conn *c, uint16_t type, uint32_t chan, const void *payload, uint32_t len,
 		      bool explain, struct error *e)
 {
@@ -463,6 +490,8 @@ static int send_frame(struct proto_conn *c, uint16_t type, uint32_t chan, const 
 		c->bytes_out += PROTO_HDR_SIZE + len;
 	if (c->send_lock)
 		pthread_mutex_unlock(c->send_lock);
+	if (r >= 0 && explain)
+		pace(c, PROTO_HDR_SIZE + len);
 	free(bad);
 	if (r < 0) {
 		if (r == -EPIPE) {

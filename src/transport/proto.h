@@ -75,6 +75,7 @@ enum attr_tag {
 	A_LEASE_MS = 24,  /* u32: how long either side waits for the other before giving up (PREPARE) */
 	A_OUTCOME = 25,   /* u32 enum outcome (STATUS) */
 	A_DEADLINE_MS = 26, /* u32: how long the agent may take to restore (RESTORE) */
+	A_NAME = 40,      /* str: a file name (STREAM_BEGIN of AREA_PAGE_IMAGE), [A-Za-z0-9._-], <= 255 */
 	A_ATTR_MAX = 64   /* tags are < 64: struct msg keeps a 64-bit presence mask */
 };
 
@@ -89,7 +90,9 @@ enum stream_area {
 	AREA_IMAGES = 1,
 	AREA_BUNDLE = 2,
 	AREA_PROBE = 3,   /* bandwidth probe: discarded */
-	AREA_DELETED = 10 /* a file "deleted": NUL-separated bundle paths to remove (engine/rootfs.h) */
+	AREA_DELETED = 10, /* a file "deleted": NUL-separated bundle paths to remove (engine/rootfs.h) */
+	AREA_PAGES = 20,      /* pre-copy pages for the page store (transport/pages.h) */
+	AREA_PAGE_IMAGE = 21  /* one CRIU pages-N.img, rebuilt from the page store (transport/pages.h) */
 };
 
 struct frame {
@@ -148,6 +151,9 @@ struct proto_conn {
 	int timeout_ms;       /* per receive, 0 = wait forever */
 	bool got_first;       /* a valid frame has been received */
 	pthread_mutex_t *send_lock; /* set while a keepalive thread also sends */
+	double max_bps;       /* pace sending to this many bytes per second (0 = no limit) */
+	double pace_t0;       /* monotonic seconds when pacing started */
+	uint64_t pace_bytes;  /* bytes sent since pace_t0 */
 };
 
 int proto_conn_init(struct proto_conn *c, int rfd, int wfd, const char *peer, struct error *e);

@@ -171,6 +171,10 @@ int tree_send_opts(struct proto_conn *c, uint32_t chan, uint32_t area, const cha
 			archive_entry_free(ent);
 			goto out;
 		}
+		if (o && o->skip && o->skip(name)) {
+			archive_entry_free(ent);
+			continue;
+		}
 		if (o && (o->record || o->since)) {
 			struct stat sb;
 			if (lstat(path, &sb) < 0) {

@@ -22,6 +22,7 @@ struct tree_send_opts {
 	struct manifest *record; /* record what is sent (path as named in the stream) */
 	struct manifest *since;  /* send only entries new or changed since this manifest */
 	void (*on_bytes)(uint64_t n, void *arg); /* archive bytes sent, as they go (progress) */
+	bool (*skip)(const char *name);          /* entries (as named in the stream) left out */
 	void *arg;
 };
 

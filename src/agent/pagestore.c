@@ -1,0 +1,299 @@
+#include "agent/pagestore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "transport/pages.h"
+#include "util/fault.h"
+
+#define COPY_CHUNK_PAGES 256u
+
+static const uint8_t zero_page[PAGE_SZ];
+
+void pagestore_init(struct pagestore *ps, const char *path)
+{
+	ps->fd = -1;
+	ps->pages = 0;
+	snprintf(ps->path, sizeof(ps->path), "%s", path);
+}
+
+void pagestore_close(struct pagestore *ps)
+{
+	if (ps->fd >= 0)
+		close(ps->fd);
+	ps->fd = -1;
+}
+
+bool pageimage_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 255 || name[0] == '.')
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+		      *p == '_' || *p == '-'))
+			return false;
+	return true;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n, struct error *e, const char *what)
+{
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return error_errno(e, errno, "cannot write %s", what);
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* What a stream is building: the store, or one image file. */
+struct build {
+	struct pagestore *ps;
+	int fd;                 /* the file written (the store's fd for AREA_PAGES) */
+	const char *what;       /* for messages */
+	XXH3_state_t hash;
+	uint64_t bytes;
+	uint8_t *buf;           /* COPY_CHUNK_PAGES pages, for copies out of the store */
+};
+
+static int sink_raw(void *arg, const uint8_t *pages, uint32_t count, struct error *e)
+{
+	struct build *b = arg;
+	size_t n = (size_t)count * PAGE_SZ;
+	int r = write_all(b->fd, pages, n, e, b->what);
+
+	if (r < 0)
+		return r;
+	XXH3_64bits_update(&b->hash, pages, n);
+	b->bytes += n;
+	return 0;
+}
+
+static int sink_store_raw(void *arg, const uint8_t *pages, uint32_t count, struct error *e)
+{
+	struct build *b = arg;
+
+	if (b->ps->pages > UINT32_MAX - count)
+		return error_set(e, E2BIG, "the page store is full (%u pages)", b->ps->pages);
+	int r = sink_raw(arg, pages, count, e);
+	if (r == 0)
+		b->ps->pages += count;
+	return r;
+}
+
+static int sink_copy(void *arg, uint32_t first, uint32_t count, struct error *e)
+{
+	struct build *b = arg;
+
+	if (b->ps->fd < 0 || first >= b->ps->pages || count > b->ps->pages - first)
+		return error_set(e, EPROTO, "malformed page stream: COPY of pages %u..%llu, the store holds %u", first,
+				 (unsigned long long)first + count - 1, b->ps->pages);
+	while (count > 0) {
+		uint32_t k = count < COPY_CHUNK_PAGES ? count : COPY_CHUNK_PAGES;
+		size_t n = (size_t)k * PAGE_SZ, got = 0;
+		while (got < n) {
+			ssize_t q = pread(b->ps->fd, b->buf + got, n - got, (off_t)first * PAGE_SZ + (off_t)got);
+			if (q < 0 && errno == EINTR)
+				continue;
+			if (q <= 0)
+				return error_errno(e, q < 0 ? errno : EIO, "cannot read the page store %s", b->ps->path);
+			got += (size_t)q;
+		}
+		int r = sink_raw(arg, b->buf, k, e);
+		if (r < 0)
+			return r;
+		first += k;
+		count -= k;
+	}
+	return 0;
+}
+
+static int sink_zero(void *arg, uint32_t count, struct error *e)
+{
+	struct build *b = arg;
+
+	/* a hole: CRIU reads it back as zeros */
+	if (lseek(b->fd, (off_t)count * PAGE_SZ, SEEK_CUR) < 0)
+		return error_errno(e, errno, "cannot seek in %s", b->what);
+	for (uint32_t i = 0; i < count; i++)
+		XXH3_64bits_update(&b->hash, zero_page, PAGE_SZ);
+	b->bytes += (uint64_t)count * PAGE_SZ;
+	return 0;
+}
+
+static int sink_tail(void *arg, const uint8_t *p, uint16_t len, struct error *e)
+{
+	struct build *b = arg;
+	int r = write_all(b->fd, p, len, e, b->what);
+
+	if (r == 0) {
+		XXH3_64bits_update(&b->hash, p, len);
+		b->bytes += len;
+	}
+	return r;
+}
+
+/* Reads the rest of a stream after a failure; -ECANCELED on ABORT. */
+static int drain(struct proto_conn *c, uint32_t chan)
+{
+	struct error tmp = { 0 };
+	struct frame f;
+
+	for (;;) {
+		if (proto_recv(c, &f, &tmp) < 0)
+			return -tmp.code;
+		if (f.type == MSG_ABORT)
+			return -ECANCELED;
+		if (f.chan != chan)
+			return -EPROTO;
+		if (f.type == MSG_STREAM_END)
+			return 0;
+		if (f.type != MSG_DATA)
+			return -EPROTO;
+	}
+}
+
+static int run_stream(struct proto_conn *c, const struct frame *begin, struct page_sink *k, struct build *b,
+		      bool *ret_reported, struct error *e)
+{
+	uint8_t *scratch = malloc(PAGES_BATCH_MAX);
+	struct frame f;
+	struct msg m;
+	int r = 0;
+
+	*ret_reported = false;
+	if (!scratch)
+		r = error_set(e, ENOMEM, "out of memory for the page stream");
+	while (r == 0) {
+		r = proto_recv(c, &f, e);
+		if (r < 0)
+			break;
+		if (f.type == MSG_ABORT) {
+			r = error_set(e, ECANCELED, "%s aborted the transfer", c->peer);
+			break;
+		}
+		if (f.chan != begin->chan) {
+			r = error_set(e, EPROTO, "protocol error: frame for channel %u inside stream %u", f.chan, begin->chan);
+			break;
+		}
+		if (f.type == MSG_DATA) {
+			fault_point("mid-stream");
+			r = pages_decode(f.data, f.len, scratch, k, e);
+			if (r < 0) {
+				/* say so at once, then stay in step */
+				proto_send_error(c, e, c->self);
+				*ret_reported = true;
+				int d = drain(c, begin->chan);
+				if (d == -ECANCELED)
+					r = error_set(e, ECANCELED, "%s aborted the transfer", c->peer);
+				break;
+			}
+			continue;
+		}
+		if (f.type != MSG_STREAM_END) {
+			r = error_set(e, EPROTO, "protocol error: %s inside a page stream", msg_type_name(f.type));
+			break;
+		}
+		r = msg_decode(f.type, f.data, f.len, &m, e);
+		if (r < 0)
+			break;
+		uint64_t want_bytes = m.num[A_BYTES], want_hash = m.num[A_HASH], got_hash = XXH3_64bits_digest(&b->hash);
+		msg_free(&m);
+		if (want_bytes != b->bytes || want_hash != got_hash) {
+			r = error_set(e, EBADMSG,
+				      "%s failed its integrity check: rebuilt %llu bytes with hash %016llx, the source has "
+				      "%llu bytes with hash %016llx",
+				      b->what, (unsigned long long)b->bytes, (unsigned long long)got_hash,
+				      (unsigned long long)want_bytes, (unsigned long long)want_hash);
+			break;
+		}
+		struct mbuf mb;
+		mb_init(&mb);
+		mb_u64(&mb, A_BYTES, b->bytes);
+		r = proto_send_msg(c, MSG_STREAM_OK, &mb, e);
+		mb_free(&mb);
+		break;
+	}
+	free(scratch);
+	return r;
+}
+
+int pagestore_recv(struct proto_conn *c, const struct frame *begin, struct pagestore *ps, bool *ret_reported,
+		   struct error *e)
+{
+	struct build b = { .ps = ps, .what = "the page store" };
+	struct page_sink k = { .raw = sink_store_raw, .arg = &b };
+	int r;
+
+	*ret_reported = false;
+	if (ps->fd < 0) {
+		ps->fd = open(ps->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (ps->fd < 0) {
+			r = error_errno(e, errno, "cannot create the page store %s", ps->path);
+			if (drain(c, begin->chan) == -ECANCELED)
+				return error_set(e, ECANCELED, "%s aborted the transfer", c->peer);
+			return r;
+		}
+		ps->pages = 0;
+	}
+	if (lseek(ps->fd, (off_t)ps->pages * PAGE_SZ, SEEK_SET) < 0)
+		return error_errno(e, errno, "cannot seek in the page store %s", ps->path);
+	b.fd = ps->fd;
+	XXH3_64bits_reset(&b.hash);
+	uint32_t before = ps->pages;
+	r = run_stream(c, begin, &k, &b, ret_reported, e);
+	if (r < 0) {
+		/* keep the store consistent with what the source believes it
+		 * holds: a failed round counts for nothing */
+		ps->pages = before;
+		if (ftruncate(ps->fd, (off_t)before * PAGE_SZ) < 0) {
+			/* nothing more to do: the next stream seeks to 'before' */
+		}
+	}
+	return r;
+}
+
+int pageimage_recv(struct proto_conn *c, const struct frame *begin, const char *dir, const char *name,
+		   struct pagestore *ps, bool *ret_reported, struct error *e)
+{
+	char path[4400];
+	struct build b = { .ps = ps };
+	struct page_sink k = {
+		.raw = sink_raw, .copy = sink_copy, .zero = sink_zero, .tail = sink_tail, .arg = &b, .images = true
+	};
+	int r;
+
+	*ret_reported = false;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	b.what = path;
+	b.buf = malloc((size_t)COPY_CHUNK_PAGES * PAGE_SZ);
+	b.fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (b.fd < 0 || !b.buf) {
+		r = b.buf ? error_errno(e, errno, "cannot create %s", path) : error_set(e, ENOMEM, "out of memory");
+		free(b.buf);
+		if (b.fd >= 0)
+			close(b.fd);
+		if (drain(c, begin->chan) == -ECANCELED)
+			return error_set(e, ECANCELED, "%s aborted the transfer", c->peer);
+		return r;
+	}
+	XXH3_64bits_reset(&b.hash);
+	r = run_stream(c, begin, &k, &b, ret_reported, e);
+	/* trailing zero pages are a hole still to be made part of the file */
+	if (r == 0 && ftruncate(b.fd, (off_t)b.bytes) < 0)
+		r = error_errno(e, errno, "cannot size %s", path);
+	if (close(b.fd) < 0 && r == 0)
+		r = error_errno(e, errno, "cannot write %s", path);
+	free(b.buf);
+	return r;
+}

@@ -1,0 +1,34 @@
+/* The destination's page store and the rebuilding of CRIU page images
+ * (the receiving half of transport/pages.h).
+ *
+ * The store is one file per migration (<migration>/pagestore): every page a
+ * pre-copy round sent, appended in order, so page i is at offset i * 4096.
+ * A page image stream then writes images/pages-N.img from new pages, runs
+ * of store pages and zero pages (holes), and is verified against the size
+ * and XXH3-64 of the source's file. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "transport/proto.h"
+#include "util/error.h"
+
+struct pagestore {
+	int fd;          /* -1 until the first pre-copy stream */
+	uint32_t pages;  /* pages held */
+	char path[4200];
+};
+
+void pagestore_init(struct pagestore *ps, const char *path);
+void pagestore_close(struct pagestore *ps);
+/* An AREA_PAGES stream whose STREAM_BEGIN was just read: appends to the
+ * store.  Same contract as tree_recv (answers STREAM_OK; *ret_reported when
+ * the error was already sent and the stream drained). */
+int pagestore_recv(struct proto_conn *c, const struct frame *begin, struct pagestore *ps, bool *ret_reported,
+		   struct error *e);
+/* An AREA_PAGE_IMAGE stream: creates dir/name (a plain file name, must not
+ * exist) from the stream and the store. */
+int pageimage_recv(struct proto_conn *c, const struct frame *begin, const char *dir, const char *name,
+		   struct pagestore *ps, bool *ret_reported, struct error *e);
+/* Whether name is acceptable as an image file name (no '/', not . or ..). */
+bool pageimage_name_valid(const char *name);

@@ -1,0 +1,130 @@
+#include "engine/images.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "transport/tree.h"
+#include "util/cleanup.h"
+
+#define READ_PAGES 256u
+
+bool image_is_pages(const char *name)
+{
+	const char *b = strrchr(name, '/');
+	size_t n;
+
+	b = b ? b + 1 : name;
+	n = strlen(b);
+	return n > 10 && !strncmp(b, "pages-", 6) && !strcmp(b + n - 4, ".img");
+}
+
+static int send_page_image(struct proto_conn *c, uint32_t chan, const char *dir, const char *name,
+			   const struct pageset *set, struct zpolicy *z, void (*on_bytes)(uint64_t, void *), void *arg,
+			   struct image_stats *st, struct error *e)
+{
+	char path[4400];
+	struct page_writer w;
+	_cleanup_close_ int fd = -1;
+	uint8_t *buf = NULL;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return error_errno(e, errno, "cannot read the image %s", path);
+	r = pw_begin(&w, c, chan, AREA_PAGE_IMAGE, name, z, e);
+	w.on_bytes = on_bytes;
+	w.arg = arg;
+	if (r == 0 && !(buf = malloc((size_t)READ_PAGES * PAGE_SZ)))
+		r = error_set(e, ENOMEM, "out of memory");
+	while (r == 0) {
+		ssize_t k = read(fd, buf, (size_t)READ_PAGES * PAGE_SZ);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			r = error_errno(e, errno, "cannot read the image %s", path);
+			break;
+		}
+		if (k == 0)
+			break;
+		st->bytes += (uint64_t)k;
+		size_t full = (size_t)k / PAGE_SZ;
+		for (size_t i = 0; r == 0 && i < full; i++) {
+			const uint8_t *pg = buf + i * PAGE_SZ;
+			int64_t idx;
+			st->pages++;
+			if (page_is_zero(pg)) {
+				st->pages_zero++;
+				r = pw_zero(&w);
+			} else if ((idx = pageset_find(set, page_hash(pg))) >= 0) {
+				st->pages_copied++;
+				r = pw_copy(&w, (uint32_t)idx, pg);
+			} else {
+				uint8_t *room;
+				uint32_t n;
+				st->pages_raw++;
+				r = pw_raw_room(&w, 1, &room, &n);
+				if (r == 0) {
+					memcpy(room, pg, PAGE_SZ);
+					r = pw_raw_commit(&w, 1);
+				}
+			}
+		}
+		if (r == 0 && (size_t)k % PAGE_SZ) {
+			/* CRIU's page images are whole pages; anything else is the
+			 * file's end (a short read in the middle would be too) */
+			struct stat sb;
+			if (fstat(fd, &sb) < 0 || (uint64_t)lseek(fd, 0, SEEK_CUR) != (uint64_t)sb.st_size)
+				r = error_set(e, EIO, "the image %s changed while it was read", path);
+			else
+				r = pw_tail(&w, buf + full * PAGE_SZ, (uint16_t)((size_t)k % PAGE_SZ));
+		}
+	}
+	if (r == 0)
+		r = pw_end(&w);
+	st->wire_bytes += w.wire_bytes;
+	pw_free(&w);
+	free(buf);
+	return r;
+}
+
+static bool skip_pages(const char *name)
+{
+	return image_is_pages(name);
+}
+
+int images_send(struct proto_conn *c, uint32_t chan, const char *dir, const struct pageset *set, struct zpolicy *z,
+		void (*on_bytes)(uint64_t n, void *arg), void *arg, struct image_stats *st, struct error *e)
+{
+	struct tree_send_opts to = { .on_bytes = on_bytes, .arg = arg, .skip = skip_pages };
+	struct tree_stats ts;
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int r = 0;
+
+	memset(st, 0, sizeof(*st));
+	if (!d)
+		return error_errno(e, errno, "cannot read the images directory %s", dir);
+	while (r == 0 && (de = readdir(d))) {
+		if (de->d_type != DT_REG || !image_is_pages(de->d_name))
+			continue;
+		st->files++;
+		r = send_page_image(c, chan, dir, de->d_name, set, z, on_bytes, arg, st, e);
+	}
+	closedir(d);
+	if (r < 0)
+		return r;
+	r = tree_send_opts(c, chan, AREA_IMAGES, dir, "", &to, &ts, e);
+	if (r < 0)
+		return r;
+	st->files += ts.files;
+	st->bytes += ts.payload_bytes;
+	st->wire_bytes += ts.wire_bytes;
+	return 0;
+}
