@@ -433,8 +433,10 @@ static void last_words(struct proto_conn *c, struct error *e)
 	c->timeout_ms = saved;
 }
 
-/* --max-bandwidth: sleeps while the bytes sent run ahead of the rate.  An
- * idle spell (no sending for a while) does not build up credit. */
+/* --max-bandwidth: sleeps while the bytes sent run ahead of the rate.  Time
+ * spent not sending (scanning, an idle spell) earns at most PACE_CREDIT_S of
+ * burst, so the rate holds over any stretch, not only on average. */
+#define PACE_CREDIT_S 0.02
 static void pace(struct proto_conn *c, uint32_t n)
 {
 	struct timespec ts;
@@ -444,12 +446,16 @@ static void pace(struct proto_conn *c, uint32_t n)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-	if (!c->pace_t0 || now - c->pace_t0 > (double)c->pace_bytes / c->max_bps + 0.25) {
+	if (!c->pace_t0) {
 		c->pace_t0 = now;
 		c->pace_bytes = 0;
 	}
 	c->pace_bytes += n;
 	ahead = (double)c->pace_bytes / c->max_bps - (now - c->pace_t0);
+	if (ahead < -PACE_CREDIT_S) {
+		c->pace_t0 += -PACE_CREDIT_S - ahead; /* forget the rest of the lag */
+		ahead = -PACE_CREDIT_S;
+	}
 	if (ahead > 0) {
 		ts.tv_sec = (time_t)ahead;
 		ts.tv_nsec = (long)((ahead - (double)ts.tv_sec) * 1e9);

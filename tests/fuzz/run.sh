@@ -18,7 +18,7 @@ cd "$(dirname "$0")/../.."
 mode=${1:-smoke}
 clang=${CLANG:-clang}
 out=build/fuzz
-targets=(fuzz_proto fuzz_config fuzz_journal fuzz_facts fuzz_ocispec fuzz_hosts)
+targets=(fuzz_proto fuzz_config fuzz_journal fuzz_facts fuzz_ocispec fuzz_hosts fuzz_pages)
 
 die() { printf 'fuzz: error: %s\n' "$*" >&2; exit 2; }
 
@@ -28,12 +28,13 @@ srcs_for() {
 	case $1 in
 	fuzz_proto) echo src/transport/proto.c src/util/error.c src/util/fault.c src/util/log.c ;;
 	fuzz_config) echo src/util/config.c src/util/fs.c src/util/error.c ;;
+	fuzz_pages) echo src/transport/pages.c src/transport/proto.c src/util/error.c src/util/fault.c src/util/log.c ;;
 	fuzz_journal | fuzz_facts | fuzz_ocispec | fuzz_hosts) echo all ;;
 	*) die "no sources listed for $1" ;;
 	esac
 }
 criu_prefix=${CRIU_PREFIX:-$PWD/.deps/criu}
-libs=(-lxxhash)
+libs=(-lxxhash -lzstd)
 all_libs=("$criu_prefix/usr/lib/x86_64-linux-gnu/libcriu.a" -lprotobuf-c -ljansson -larchive -lxxhash -lzstd -lm -pthread)
 
 # shellcheck disable=SC2054 # the commas belong to -fsanitize=
