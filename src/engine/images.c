@@ -102,7 +102,7 @@ static bool skip_pages(const char *name)
 int images_send(struct proto_conn *c, uint32_t chan, const char *dir, const struct pageset *set, struct zpolicy *z,
 		void (*on_bytes)(uint64_t n, void *arg), void *arg, struct image_stats *st, struct error *e)
 {
-	struct tree_send_opts to = { .on_bytes = on_bytes, .arg = arg, .skip = skip_pages };
+	struct tree_send_opts to = { .on_bytes = on_bytes, .arg = arg, .skip = set ? skip_pages : NULL };
 	struct tree_stats ts;
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -111,7 +111,7 @@ int images_send(struct proto_conn *c, uint32_t chan, const char *dir, const stru
 	memset(st, 0, sizeof(*st));
 	if (!d)
 		return error_errno(e, errno, "cannot read the images directory %s", dir);
-	while (r == 0 && (de = readdir(d))) {
+	while (set && r == 0 && (de = readdir(d))) {
 		if (de->d_type != DT_REG || !image_is_pages(de->d_name))
 			continue;
 		st->files++;

@@ -21,6 +21,7 @@ struct image_stats {
 };
 
 bool image_is_pages(const char *name);
-/* set may be empty (cold mode: nothing stored). */
+/* set may be empty (cold mode: nothing stored).  With set NULL (a peer
+ * older than protocol 1.1), the page images go in the pax stream too. */
 int images_send(struct proto_conn *c, uint32_t chan, const char *dir, const struct pageset *set, struct zpolicy *z,
 		void (*on_bytes)(uint64_t n, void *arg), void *arg, struct image_stats *st, struct error *e);

@@ -337,9 +337,21 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 				 mode_name(mode));
 			mode = MODE_PRECOPY;
 		}
+		if (mode == MODE_PRECOPY && p.peer_minor < PROTO_MINOR_PAGES) {
+			snprintf(st->mode_reason, sizeof(st->mode_reason), "cold: %s speaks protocol %u.%u, without pre-copy",
+				 p.name, p.peer_major, p.peer_minor);
+			mode = MODE_COLD;
+		}
 		log_debug("--mode auto: %s", st->mode_reason);
 	} else {
 		snprintf(st->mode_reason, sizeof(st->mode_reason), "--mode %s", mode_name(mode));
+	}
+	if (mode == MODE_PRECOPY && p.peer_minor < PROTO_MINOR_PAGES) {
+		r = error_set(e, ENOTSUP, "%s speaks protocol %u.%u (%s), which has no pre-copy", p.name, p.peer_major,
+			      p.peer_minor, p.peer_software);
+		error_host(e, p.name);
+		error_hint(e, "install this cmt (%s) on %s, or use --mode cold", CMT_VERSION, p.name);
+		goto fail_nohook;
 	}
 	snprintf(st->mode, sizeof(st->mode), "%s", mode_name(mode));
 	p.conn.max_bps = o->max_bandwidth_bps;
@@ -421,7 +433,8 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	keepalive_stop(&ka);
 
 	progress_begin(&pg, show, "images", dir_bytes(images));
-	r = images_send(&p.conn, CHAN_IMAGES, images, &set, &zp, progress_cb, &pg, &st->img, e);
+	r = images_send(&p.conn, CHAN_IMAGES, images, p.peer_minor >= PROTO_MINOR_PAGES ? &set : NULL, &zp, progress_cb,
+			&pg, &st->img, e);
 	progress_end(&pg);
 	st->z_batches = zp.batches;
 	st->z_compressed = zp.compressed;

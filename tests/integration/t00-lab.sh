@@ -179,7 +179,10 @@ is "$(ls -d /sys/fs/cgroup/*/cmt-"$name"-* 2>/dev/null)" "" "no cgroup of $name 
 left=""
 for f in "$state"/h*.init.pid; do
 	pid=$(cat "$f")
-	[ "$(_lib_proc_start "$pid")" = "$(cat "${f%.pid}.start")" ] && left+=" $pid"
+	# a zombie has exited: it waits for this machine's PID 1 to reap it
+	# (which may take seconds), not for anything of the lab's
+	[ "$(_lib_proc_start "$pid")" = "$(cat "${f%.pid}.start")" ] &&
+		! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null && left+=" $pid"
 done
 is "$left" "" "the hosts' init processes are gone"
 is "$(grep " /run/cmt-lab/${name}[/ ]" /proc/self/mountinfo)" "" "no mount of $name is left"

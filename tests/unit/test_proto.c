@@ -59,6 +59,7 @@ static const struct aspec attrs[] = {
 	{ 24, U32, 0, "lease-ms" },
 	{ 25, U32, 0, "outcome" },
 	{ 26, U32, 0, "deadline-ms" },
+	{ 40, STR, 255, "name" },
 };
 #define NATTRS (sizeof(attrs) / sizeof(attrs[0]))
 
