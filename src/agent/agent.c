@@ -352,6 +352,10 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 
 	if (!s->prepared || s->restored)
 		return error_set(e, EPROTO, "protocol error: RESTORE out of order");
+	/* the page images are built: the store has served, and its memory
+	 * (page cache) is better given to the restore */
+	pagestore_close(&s->ps);
+	unlink(s->ps.path);
 	s->rq.shell_job = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_SHELL_JOB);
 	s->rq.tcp_established = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_TCP_ESTABLISHED);
 	s->rq.timeout_ms = msg_has(m, A_DEADLINE_MS) && m->num[A_DEADLINE_MS] > 0 ? (unsigned)m->num[A_DEADLINE_MS] : 0;

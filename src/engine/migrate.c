@@ -442,6 +442,13 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		goto fail;
 	st->image_bytes = st->img.bytes;
 	st->files += st->img.files;
+	{
+		/* the destination has verified every image: they are no longer
+		 * needed here (a rollback thaws the frozen workload), and they hold
+		 * its memory */
+		struct error tmp = { 0 };
+		rm_rf(images, &tmp);
+	}
 	if (w.kind == KIND_RUNC && !o->shared_storage) {
 		r = rootfs_delta(&p.conn, CHAN_ROOTFS, w.rootfs, "rootfs", work, &rs, e);
 		if (r < 0)
