@@ -28,7 +28,7 @@ round() { # LABEL CMT ID
 	head -c $((BENCH_ROOTFS_MIB << 20)) /dev/urandom >"$work/$3/rootfs/data"
 	on h1 sh -c "cd '$work/$3' && exec runc run -d '$3' </dev/null >/dev/null 2>&1"
 	wait_until 10 test -s "$work/$3/rootfs/tmp/count" || return 1
-	on h1 "$2" migrate "$3" --to h2 --rsh "ssh -F $LAB_SSH_CONFIG" --remote-cmt "$2" --json 2>/dev/null | tail -n 1 |
+	on h1 "$2" migrate "$3" --to h2 --mode cold --rsh "ssh -F $LAB_SSH_CONFIG" --remote-cmt "$2" --json 2>/dev/null | tail -n 1 |
 		python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["result"] == "ok", d
 print(sys.argv[1], round(d["downtime_ms"]), round(d["total_ms"]))' "$1" >>"$results"
 	on h2 runc delete -f "$3" >/dev/null 2>&1

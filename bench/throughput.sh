@@ -47,7 +47,7 @@ cmt_round() { # ID
 	cp "$REPO/build/workload/memhog" "$b/rootfs/bin/memhog"
 	on h1 sh -c "cd '$b' && exec runc run -d '$1' </dev/null >/dev/null 2>&1" || return 1
 	wait_until 120 test -s "$b/rootfs/tmp/state" || return 1
-	out=$(on h1 "$CMT" migrate "$1" --to h2 --rsh "$RSH" --remote-cmt "$CMT" --json 2>/dev/null | tail -n 1)
+	out=$(on h1 "$CMT" migrate "$1" --to h2 --mode cold --rsh "$RSH" --remote-cmt "$CMT" --json 2>/dev/null | tail -n 1)
 	on h2 runc delete --force "$1" >/dev/null 2>&1
 	rm -rf "$b" "$LAB_DIR/h2/cmt/bundles/$1"
 	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["result"]=="ok", d

@@ -13,12 +13,13 @@
 
 #define COPY_CHUNK_PAGES 256u
 
-static const uint8_t zero_page[PAGE_SZ];
 
 void pagestore_init(struct pagestore *ps, const char *path)
 {
 	ps->fd = -1;
 	ps->pages = 0;
+	ps->dig = NULL;
+	ps->dig_cap = 0;
 	snprintf(ps->path, sizeof(ps->path), "%s", path);
 }
 
@@ -27,6 +28,9 @@ void pagestore_close(struct pagestore *ps)
 	if (ps->fd >= 0)
 		close(ps->fd);
 	ps->fd = -1;
+	free(ps->dig);
+	ps->dig = NULL;
+	ps->dig_cap = 0;
 }
 
 bool pageimage_name_valid(const char *name)
@@ -74,7 +78,8 @@ static int sink_raw(void *arg, const uint8_t *pages, uint32_t count, struct erro
 
 	if (r < 0)
 		return r;
-	XXH3_64bits_update(&b->hash, pages, n);
+	for (uint32_t i = 0; i < count; i++)
+		pages_digest_page(&b->hash, page_hash(pages + (size_t)i * PAGE_SZ));
 	b->bytes += n;
 	return 0;
 }
@@ -82,13 +87,66 @@ static int sink_raw(void *arg, const uint8_t *pages, uint32_t count, struct erro
 static int sink_store_raw(void *arg, const uint8_t *pages, uint32_t count, struct error *e)
 {
 	struct build *b = arg;
+	struct pagestore *ps = b->ps;
 
-	if (b->ps->pages > UINT32_MAX - count)
-		return error_set(e, E2BIG, "the page store is full (%u pages)", b->ps->pages);
-	int r = sink_raw(arg, pages, count, e);
-	if (r == 0)
-		b->ps->pages += count;
-	return r;
+	if (ps->pages > UINT32_MAX - count)
+		return error_set(e, E2BIG, "the page store is full (%u pages)", ps->pages);
+	if (ps->pages + (size_t)count > ps->dig_cap) {
+		size_t cap = ps->dig_cap ? ps->dig_cap : 4096;
+		while (cap < ps->pages + (size_t)count)
+			cap *= 2;
+		struct page_hash *d = realloc(ps->dig, cap * sizeof(*d));
+		if (!d)
+			return error_set(e, ENOMEM, "out of memory for the page store's index");
+		ps->dig = d;
+		ps->dig_cap = cap;
+	}
+	int r = write_all(b->fd, pages, (size_t)count * PAGE_SZ, e, b->what);
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; i < count; i++) {
+		struct page_hash h = page_hash(pages + (size_t)i * PAGE_SZ);
+		ps->dig[ps->pages + i] = h;
+		pages_digest_page(&b->hash, h);
+	}
+	ps->pages += count;
+	b->bytes += (size_t)count * PAGE_SZ;
+	return 0;
+}
+
+/* Copies store pages into the image: in the kernel (copy_file_range) where
+ * the filesystems allow, else through a buffer. */
+static int copy_pages(struct build *b, uint32_t first, uint32_t count, struct error *e)
+{
+	off_t in = (off_t)first * PAGE_SZ;
+	size_t left = (size_t)count * PAGE_SZ;
+
+	while (left > 0) {
+		ssize_t k = copy_file_range(b->ps->fd, &in, b->fd, NULL, left, 0);
+		if (k > 0) {
+			left -= (size_t)k;
+			continue;
+		}
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k == 0 || (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP))
+			return error_errno(e, k < 0 ? errno : EIO, "cannot copy from the page store %s", b->ps->path);
+		/* no in-kernel copy here: through a buffer */
+		while (left > 0) {
+			size_t n = left < (size_t)COPY_CHUNK_PAGES * PAGE_SZ ? left : (size_t)COPY_CHUNK_PAGES * PAGE_SZ;
+			ssize_t q = pread(b->ps->fd, b->buf, n, in);
+			if (q < 0 && errno == EINTR)
+				continue;
+			if (q <= 0)
+				return error_errno(e, q < 0 ? errno : EIO, "cannot read the page store %s", b->ps->path);
+			int r = write_all(b->fd, b->buf, (size_t)q, e, b->what);
+			if (r < 0)
+				return r;
+			in += q;
+			left -= (size_t)q;
+		}
+	}
+	return 0;
 }
 
 static int sink_copy(void *arg, uint32_t first, uint32_t count, struct error *e)
@@ -98,23 +156,13 @@ static int sink_copy(void *arg, uint32_t first, uint32_t count, struct error *e)
 	if (b->ps->fd < 0 || first >= b->ps->pages || count > b->ps->pages - first)
 		return error_set(e, EPROTO, "malformed page stream: COPY of pages %u..%llu, the store holds %u", first,
 				 (unsigned long long)first + count - 1, b->ps->pages);
-	while (count > 0) {
-		uint32_t k = count < COPY_CHUNK_PAGES ? count : COPY_CHUNK_PAGES;
-		size_t n = (size_t)k * PAGE_SZ, got = 0;
-		while (got < n) {
-			ssize_t q = pread(b->ps->fd, b->buf + got, n - got, (off_t)first * PAGE_SZ + (off_t)got);
-			if (q < 0 && errno == EINTR)
-				continue;
-			if (q <= 0)
-				return error_errno(e, q < 0 ? errno : EIO, "cannot read the page store %s", b->ps->path);
-			got += (size_t)q;
-		}
-		int r = sink_raw(arg, b->buf, k, e);
-		if (r < 0)
-			return r;
-		first += k;
-		count -= k;
-	}
+	int r = copy_pages(b, first, count, e);
+	if (r < 0)
+		return r;
+	/* verified with the hashes taken when these pages arrived */
+	for (uint32_t i = 0; i < count; i++)
+		pages_digest_page(&b->hash, b->ps->dig[first + i]);
+	b->bytes += (uint64_t)count * PAGE_SZ;
 	return 0;
 }
 
@@ -125,8 +173,9 @@ static int sink_zero(void *arg, uint32_t count, struct error *e)
 	/* a hole: CRIU reads it back as zeros */
 	if (lseek(b->fd, (off_t)count * PAGE_SZ, SEEK_CUR) < 0)
 		return error_errno(e, errno, "cannot seek in %s", b->what);
+	struct page_hash z = page_hash_zero();
 	for (uint32_t i = 0; i < count; i++)
-		XXH3_64bits_update(&b->hash, zero_page, PAGE_SZ);
+		pages_digest_page(&b->hash, z);
 	b->bytes += (uint64_t)count * PAGE_SZ;
 	return 0;
 }

@@ -13,9 +13,12 @@
 #include "transport/proto.h"
 #include "util/error.h"
 
+struct page_hash;
 struct pagestore {
 	int fd;          /* -1 until the first pre-copy stream */
 	uint32_t pages;  /* pages held */
+	struct page_hash *dig; /* XXH3-128 of each page, computed when it arrived */
+	size_t dig_cap;
 	char path[4200];
 };
 

@@ -58,13 +58,14 @@ static int send_page_image(struct proto_conn *c, uint32_t chan, const char *dir,
 		for (size_t i = 0; r == 0 && i < full; i++) {
 			const uint8_t *pg = buf + i * PAGE_SZ;
 			int64_t idx;
+			struct page_hash h;
 			st->pages++;
 			if (page_is_zero(pg)) {
 				st->pages_zero++;
 				r = pw_zero(&w);
-			} else if ((idx = pageset_find(set, page_hash(pg))) >= 0) {
+			} else if ((idx = pageset_find(set, h = page_hash(pg))) >= 0) {
 				st->pages_copied++;
-				r = pw_copy(&w, (uint32_t)idx, pg);
+				r = pw_copy(&w, (uint32_t)idx, h);
 			} else {
 				uint8_t *room;
 				uint32_t n;

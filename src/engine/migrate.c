@@ -107,7 +107,7 @@ static void abort_migration(struct ctx *c, const struct driver *drv, struct work
 }
 
 static int send_restore(struct peer *p, const struct workload *w, uint32_t lease_ms, bool shared,
-			struct migrate_stats *st, struct error *e)
+			const char *images, struct migrate_stats *st, struct error *e)
 {
 	uint32_t deadline = handoff_restore_deadline_ms(lease_ms, st->image_bytes);
 	struct mbuf mb;
@@ -141,7 +141,15 @@ static int send_restore(struct peer *p, const struct workload *w, uint32_t lease
 	/* the agent gives up restoring after 'deadline'; one lease more for
 	 * its answer to arrive */
 	p->conn.timeout_ms = (int)((uint64_t)deadline + lease_ms > INT32_MAX ? INT32_MAX : deadline + lease_ms);
-	r = simple_exchange(p, MSG_RESTORE, &mb, MSG_RESTORED, &m, e);
+	r = proto_send_msg(&p->conn, MSG_RESTORE, &mb, e);
+	if (r == 0) {
+		/* while the destination restores: the images were verified there,
+		 * a rollback only thaws the frozen workload, and they hold its
+		 * memory */
+		struct error tmp = { 0 };
+		rm_rf(images, &tmp);
+		r = proto_recv_msg(&p->conn, MSG_RESTORED, &m, e);
+	}
 	p->conn.timeout_ms = (int)lease_ms;
 	mb_free(&mb);
 	if (r < 0)
@@ -442,13 +450,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		goto fail;
 	st->image_bytes = st->img.bytes;
 	st->files += st->img.files;
-	{
-		/* the destination has verified every image: they are no longer
-		 * needed here (a rollback thaws the frozen workload), and they hold
-		 * its memory */
-		struct error tmp = { 0 };
-		rm_rf(images, &tmp);
-	}
+
 	if (w.kind == KIND_RUNC && !o->shared_storage) {
 		r = rootfs_delta(&p.conn, CHAN_ROOTFS, w.rootfs, "rootfs", work, &rs, e);
 		if (r < 0)
@@ -477,7 +479,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		goto fail;
 	/* The agent restores the workload stopped: it does not run until COMMIT. */
 	fault_point("before-restore");
-	r = send_restore(&p, &w, lease, o->shared_storage, st, e);
+	r = send_restore(&p, &w, lease, o->shared_storage, images, st, e);
 	if (r < 0)
 		goto fail;
 	st->t_restored = now_ms();

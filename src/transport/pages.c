@@ -30,6 +30,26 @@ struct page_hash page_hash(const void *page)
 	return (struct page_hash){ h.low64, h.high64 };
 }
 
+void pages_digest_page(XXH3_state_t *st, struct page_hash h)
+{
+	XXH128_canonical_t c;
+
+	XXH128_canonicalFromHash(&c, (XXH128_hash_t){ .low64 = h.lo, .high64 = h.hi });
+	XXH3_64bits_update(st, &c, sizeof(c));
+}
+
+struct page_hash page_hash_zero(void)
+{
+	static struct page_hash z;
+	static bool done;
+
+	if (!done) {
+		z = page_hash(zero_page);
+		done = true;
+	}
+	return z;
+}
+
 bool page_is_zero(const void *page)
 {
 	const uint64_t *q = page;
@@ -270,7 +290,8 @@ int pw_raw_commit(struct page_writer *w, uint32_t n)
 		}
 		return 0;
 	}
-	XXH3_64bits_update(&w->out_hash, w->buf + w->len, (size_t)n * PAGE_SZ);
+	for (uint32_t i = 0; i < n; i++)
+		pages_digest_page(&w->out_hash, page_hash(w->buf + w->len + (size_t)i * PAGE_SZ));
 	w->out_bytes += (uint64_t)n * PAGE_SZ;
 	put32(w->buf + w->rec + 1, get32(w->buf + w->rec + 1) + n);
 	w->len += (size_t)n * PAGE_SZ;
@@ -308,16 +329,16 @@ static int run_add(struct page_writer *w, uint8_t type, uint32_t first)
 	return 0;
 }
 
-int pw_copy(struct page_writer *w, uint32_t index, const void *page)
+int pw_copy(struct page_writer *w, uint32_t index, struct page_hash h)
 {
-	XXH3_64bits_update(&w->out_hash, page, PAGE_SZ);
+	pages_digest_page(&w->out_hash, h);
 	w->out_bytes += PAGE_SZ;
 	return run_add(w, PREC_COPY, index);
 }
 
 int pw_zero(struct page_writer *w)
 {
-	XXH3_64bits_update(&w->out_hash, zero_page, PAGE_SZ);
+	pages_digest_page(&w->out_hash, page_hash_zero());
 	w->out_bytes += PAGE_SZ;
 	return run_add(w, PREC_ZERO, 0);
 }

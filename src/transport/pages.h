@@ -16,8 +16,12 @@
  *     0x03 ZERO  u32 count: zero pages (images only)
  *     0x04 TAIL  u16 length (1..4095), bytes: the end of a file that is not
  *                a whole number of pages; nothing may follow (images only)
- * STREAM_END carries the size and XXH3-64 of what the stream produces on
- * the receiver: the pages appended to the store, or the rebuilt file.
+ * STREAM_END carries the size and the digest of what the stream produces
+ * on the receiver (the pages appended to the store, or the rebuilt file):
+ * an XXH3-64 over the XXH3-128 of each whole page (canonical, 16 bytes) and
+ * then the tail bytes (pages_digest_*).  The receiver keeps each stored
+ * page's XXH3-128 from its arrival, so a page image is verified without
+ * reading the store's pages again.
  *
  * Which pages the destination already has is the source's business (a set
  * of 128-bit content hashes, struct pageset); the receiver only checks that
@@ -52,6 +56,9 @@ struct pageset {
 };
 
 struct page_hash page_hash(const void *page);
+/* The stream digest: feed each whole page's hash, then the tail bytes. */
+void pages_digest_page(XXH3_state_t *st, struct page_hash h);
+struct page_hash page_hash_zero(void);
 bool page_is_zero(const void *page);
 void pageset_free(struct pageset *s);
 /* The store index of content h, or -1. */
@@ -111,9 +118,9 @@ int pw_begin(struct page_writer *w, struct proto_conn *c, uint32_t chan, uint32_
  * how many it keeps (they must be at the start of the room). */
 int pw_raw_room(struct page_writer *w, uint32_t max, uint8_t **ret_p, uint32_t *ret_n);
 int pw_raw_commit(struct page_writer *w, uint32_t n);
-/* One page the store holds at 'index' (runs are merged); page is its
- * content, for the end-to-end hash. */
-int pw_copy(struct page_writer *w, uint32_t index, const void *page);
+/* One page the store holds at 'index' (runs are merged); h is its content's
+ * hash, for the end-to-end digest. */
+int pw_copy(struct page_writer *w, uint32_t index, struct page_hash h);
 /* One zero page. */
 int pw_zero(struct page_writer *w);
 int pw_tail(struct page_writer *w, const void *p, uint16_t len);

@@ -300,7 +300,7 @@ static void test_roundtrip(void)
 				copied++;
 				if (damage && copied == 2)
 					idx = (idx + 1) % 300; /* a wrong (but valid) store index */
-				r = pw_copy(&w, (uint32_t)idx, pg);
+				r = pw_copy(&w, (uint32_t)idx, page_hash(pg));
 			} else {
 				raw++;
 				r = pw_raw_room(&w, 1, &room, &got);
@@ -351,9 +351,9 @@ static void test_roundtrip(void)
 		proto_conn_init(&c, sv[0], sv[0], "dest", &e);
 		int r = pw_begin(&w, &c, 1, AREA_PAGE_IMAGE, "pages-9.img", NULL, &e);
 		if (r == 0)
-			r = pw_copy(&w, 304, dummy);
+			r = pw_copy(&w, 304, page_hash(dummy));
 		if (r == 0)
-			r = pw_copy(&w, 305, dummy); /* 304..305: one past the end */
+			r = pw_copy(&w, 305, page_hash(dummy)); /* 304..305: one past the end */
 		if (r == 0)
 			r = pw_end(&w);
 		pw_free(&w);
