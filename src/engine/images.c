@@ -32,6 +32,9 @@ static int send_page_image(struct proto_conn *c, uint32_t chan, const char *dir,
 	struct page_writer w;
 	_cleanup_close_ int fd = -1;
 	uint8_t *buf = NULL;
+	struct page_hash hs[READ_PAGES];
+	int64_t idx[READ_PAGES];
+	bool zero[READ_PAGES];
 	int r;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -44,47 +47,77 @@ static int send_page_image(struct proto_conn *c, uint32_t chan, const char *dir,
 	if (r == 0 && !(buf = malloc((size_t)READ_PAGES * PAGE_SZ)))
 		r = error_set(e, ENOMEM, "out of memory");
 	while (r == 0) {
-		ssize_t k = read(fd, buf, (size_t)READ_PAGES * PAGE_SZ);
-		if (k < 0 && errno == EINTR)
+		uint8_t *room;
+		uint32_t n;
+		/* read straight into the batch; when every page goes as it is
+		 * (cold mode), nothing is copied again */
+		r = pw_raw_room(&w, READ_PAGES, &room, &n);
+		if (r < 0)
+			break;
+		ssize_t k = read(fd, room, (size_t)n * PAGE_SZ);
+		if (k < 0 && errno == EINTR) {
+			pw_raw_commit(&w, 0);
 			continue;
+		}
 		if (k < 0) {
 			r = error_errno(e, errno, "cannot read the image %s", path);
 			break;
 		}
-		if (k == 0)
+		if (k == 0) {
+			pw_raw_commit(&w, 0);
 			break;
+		}
 		st->bytes += (uint64_t)k;
-		size_t full = (size_t)k / PAGE_SZ;
-		for (size_t i = 0; r == 0 && i < full; i++) {
-			const uint8_t *pg = buf + i * PAGE_SZ;
-			int64_t idx;
-			struct page_hash h;
-			st->pages++;
-			if (page_is_zero(pg)) {
-				st->pages_zero++;
-				r = pw_zero(&w);
-			} else if ((idx = pageset_find(set, h = page_hash(pg))) >= 0) {
-				st->pages_copied++;
-				r = pw_copy(&w, (uint32_t)idx, h);
-			} else {
-				uint8_t *room;
-				uint32_t n;
-				st->pages_raw++;
-				r = pw_raw_room(&w, 1, &room, &n);
-				if (r == 0) {
-					memcpy(room, pg, PAGE_SZ);
-					r = pw_raw_commit(&w, 1);
+		size_t full = (size_t)k / PAGE_SZ, tail = (size_t)k % PAGE_SZ;
+		bool all_raw = true;
+		for (size_t i = 0; i < full; i++) {
+			const uint8_t *pg = room + i * PAGE_SZ;
+			zero[i] = page_is_zero(pg);
+			if (!zero[i])
+				hs[i] = page_hash(pg);
+			idx[i] = zero[i] ? -1 : pageset_find(set, hs[i]);
+			all_raw &= !zero[i] && idx[i] < 0;
+		}
+		if (all_raw) {
+			st->pages += full;
+			st->pages_raw += full;
+			r = pw_raw_commit_hashed(&w, (uint32_t)full, hs);
+		} else {
+			/* references and zero runs go between the pages: out of
+			 * the batch first */
+			memcpy(buf, room, (size_t)k);
+			pw_raw_commit(&w, 0);
+			for (size_t i = 0; r == 0 && i < full; i++) {
+				st->pages++;
+				if (zero[i]) {
+					st->pages_zero++;
+					r = pw_zero(&w);
+				} else if (idx[i] >= 0) {
+					st->pages_copied++;
+					r = pw_copy(&w, (uint32_t)idx[i], hs[i]);
+				} else {
+					uint8_t *one;
+					uint32_t got;
+					st->pages_raw++;
+					r = pw_raw_room(&w, 1, &one, &got);
+					if (r == 0) {
+						memcpy(one, buf + i * PAGE_SZ, PAGE_SZ);
+						r = pw_raw_commit_hashed(&w, 1, &hs[i]);
+					}
 				}
 			}
+			room = buf;
 		}
-		if (r == 0 && (size_t)k % PAGE_SZ) {
+		if (r == 0 && tail) {
 			/* CRIU's page images are whole pages; anything else is the
 			 * file's end (a short read in the middle would be too) */
+			uint8_t t[PAGE_SZ];
 			struct stat sb;
+			memcpy(t, room + full * PAGE_SZ, tail); /* past what the batch holds */
 			if (fstat(fd, &sb) < 0 || (uint64_t)lseek(fd, 0, SEEK_CUR) != (uint64_t)sb.st_size)
 				r = error_set(e, EIO, "the image %s changed while it was read", path);
 			else
-				r = pw_tail(&w, buf + full * PAGE_SZ, (uint16_t)((size_t)k % PAGE_SZ));
+				r = pw_tail(&w, t, (uint16_t)tail);
 		}
 	}
 	if (r == 0)

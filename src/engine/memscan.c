@@ -133,6 +133,7 @@ static int read_run(int memfd, unsigned long vaddr, uint32_t n, struct pageset *
 			continue;
 		}
 		uint32_t read_pages = (uint32_t)((size_t)k / PAGE_SZ);
+		struct page_hash hs[PAGES_BATCH_MAX / PAGE_SZ];
 		for (uint32_t i = 0; i < read_pages; i++) {
 			uint8_t *pg = room + (size_t)i * PAGE_SZ;
 			st->scanned++;
@@ -149,10 +150,10 @@ static int read_run(int memfd, unsigned long vaddr, uint32_t n, struct pageset *
 				return error_set(e, ENOMEM, "out of memory for the pre-copy page index");
 			if (kept != i)
 				memmove(room + (size_t)kept * PAGE_SZ, pg, PAGE_SZ);
-			kept++;
+			hs[kept++] = h;
 			st->sent++;
 		}
-		r = pw_raw_commit(w, kept);
+		r = pw_raw_commit_hashed(w, kept, hs);
 		if (r < 0)
 			return r;
 		vaddr += (unsigned long)read_pages * PAGE_SZ;

@@ -52,9 +52,14 @@ struct page_hash page_hash_zero(void)
 
 bool page_is_zero(const void *page)
 {
-	const uint64_t *q = page;
-	/* most non-zero pages differ in the first words */
-	if (q[0] | q[1] | q[511])
+	const uint8_t *p = page;
+	uint64_t a, b, c;
+	/* most non-zero pages differ in the first words (pages in a batch are
+	 * not 8-byte aligned: load through memcpy) */
+	memcpy(&a, p, 8);
+	memcpy(&b, p + 8, 8);
+	memcpy(&c, p + PAGE_SZ - 8, 8);
+	if (a | b | c)
 		return false;
 	return memcmp(page, zero_page, PAGE_SZ) == 0;
 }
@@ -281,7 +286,7 @@ int pw_raw_room(struct page_writer *w, uint32_t max, uint8_t **ret_p, uint32_t *
 	return 0;
 }
 
-int pw_raw_commit(struct page_writer *w, uint32_t n)
+int pw_raw_commit_hashed(struct page_writer *w, uint32_t n, const struct page_hash *hs)
 {
 	if (!n) {
 		if (w->rec != SIZE_MAX && get32(w->buf + w->rec + 1) == 0) {
@@ -291,11 +296,16 @@ int pw_raw_commit(struct page_writer *w, uint32_t n)
 		return 0;
 	}
 	for (uint32_t i = 0; i < n; i++)
-		pages_digest_page(&w->out_hash, page_hash(w->buf + w->len + (size_t)i * PAGE_SZ));
+		pages_digest_page(&w->out_hash, hs ? hs[i] : page_hash(w->buf + w->len + (size_t)i * PAGE_SZ));
 	w->out_bytes += (uint64_t)n * PAGE_SZ;
 	put32(w->buf + w->rec + 1, get32(w->buf + w->rec + 1) + n);
 	w->len += (size_t)n * PAGE_SZ;
 	return 0;
+}
+
+int pw_raw_commit(struct page_writer *w, uint32_t n)
+{
+	return pw_raw_commit_hashed(w, n, NULL);
 }
 
 /* Extends the open record of 'type' by one (COPY: when 'first' follows it). */

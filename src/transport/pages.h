@@ -118,6 +118,8 @@ int pw_begin(struct page_writer *w, struct proto_conn *c, uint32_t chan, uint32_
  * how many it keeps (they must be at the start of the room). */
 int pw_raw_room(struct page_writer *w, uint32_t max, uint8_t **ret_p, uint32_t *ret_n);
 int pw_raw_commit(struct page_writer *w, uint32_t n);
+/* The same with the pages' hashes already known (hs[0..n-1]). */
+int pw_raw_commit_hashed(struct page_writer *w, uint32_t n, const struct page_hash *hs);
 /* One page the store holds at 'index' (runs are merged); h is its content's
  * hash, for the end-to-end digest. */
 int pw_copy(struct page_writer *w, uint32_t index, struct page_hash h);

@@ -17,6 +17,8 @@
 
 #include "agent/pagestore.h"
 #include "engine/converge.h"
+#include "engine/images.h"
+#include "transport/tree.h"
 #include "transport/pages.h"
 #include "util/fs.h"
 #include "tap.h"
@@ -371,6 +373,153 @@ static void test_roundtrip(void)
 	rm_rf(dir, &e);
 }
 
+/* images_send: page images by recipe (pages the store has, zero runs, new
+ * pages, a tail), the other files in a pax stream; received as the agent
+ * does. */
+struct ijob {
+	int fd;
+	const char *dir;
+	struct pagestore *ps;
+	int rc, streams;
+	char msg[512];
+};
+
+static void *images_receiver(void *arg)
+{
+	struct ijob *j = arg;
+	struct proto_conn c;
+	struct error e = { 0 };
+	struct frame f;
+	struct msg m;
+	bool rep = false;
+
+	proto_conn_init(&c, j->fd, j->fd, "source", &e);
+	for (;;) {
+		if (proto_recv(&c, &f, &e) < 0 || f.type != MSG_STREAM_BEGIN || msg_decode(f.type, f.data, f.len, &m, &e) < 0)
+			break;
+		uint32_t area = (uint32_t)m.num[A_AREA];
+		char name[256] = "";
+		if (msg_has(&m, A_NAME))
+			snprintf(name, sizeof(name), "%s", m.str[A_NAME]);
+		msg_free(&m);
+		struct tree_stats ts;
+		j->rc = area == AREA_PAGE_IMAGE ? pageimage_recv(&c, &f, j->dir, name, j->ps, &rep, &e)
+						: tree_recv(&c, &f, j->dir, &ts, &rep, &e);
+		j->streams++;
+		if (j->rc < 0 || area == AREA_IMAGES)
+			break;
+	}
+	if (j->rc < 0 && !rep)
+		proto_send_error(&c, &e, "dest");
+	snprintf(j->msg, sizeof(j->msg), "%s", e.msg);
+	proto_conn_free(&c);
+	return NULL;
+}
+
+static void test_images_send(void)
+{
+	char src[] = "/tmp/cmt-test-img-src.XXXXXX", dst[] = "/tmp/cmt-test-img-dst.XXXXXX", path[160], store[160];
+	struct pageset set = { 0 };
+	struct pagestore ps;
+	struct image_stats st;
+	struct error e = { 0 };
+	struct zpolicy z = { .mode = ZMODE_AUTO };
+	static uint8_t pg[PAGE_SZ];
+	int sv[2];
+	pthread_t t;
+
+	ok(mkdtemp(src) && mkdtemp(dst), "temp dirs");
+	snprintf(store, sizeof(store), "%s/store", dst);
+	pagestore_init(&ps, store);
+	/* a store of pages 0..99 (as pre-copy would leave it) */
+	uint32_t seeds[100];
+	for (int i = 0; i < 100; i++)
+		seeds[i] = (uint32_t)i;
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+	struct job js = { .fd = sv[1], .area = AREA_PAGES, .ps = &ps };
+	pthread_create(&t, NULL, receiver, &js);
+	send_store(sv[0], &set, seeds, 100, &e);
+	pthread_join(t, NULL);
+	close(sv[0]);
+	/* pages-1.img: 300 new pages (more than one read), then known, zero, new, a tail;
+	 * pages-2.img: only new pages; core-1.img: not a page image */
+	snprintf(path, sizeof(path), "%s/pages-1.img", src);
+	FILE *f = fopen(path, "w");
+	for (uint32_t i = 0; i < 300; i++) {
+		fill(pg, 1000 + i);
+		fwrite(pg, 1, PAGE_SZ, f);
+	}
+	for (uint32_t i = 10; i < 20; i++) {
+		fill(pg, i);
+		fwrite(pg, 1, PAGE_SZ, f);
+	}
+	memset(pg, 0, PAGE_SZ);
+	fwrite(pg, 1, PAGE_SZ, f);
+	fill(pg, 5000);
+	fwrite(pg, 1, PAGE_SZ, f);
+	fwrite("end", 1, 3, f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/pages-2.img", src);
+	f = fopen(path, "w");
+	fill(pg, 6000);
+	fwrite(pg, 1, PAGE_SZ, f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/core-1.img", src);
+	f = fopen(path, "w");
+	fputs("not pages", f);
+	fclose(f);
+
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+	struct ijob ji = { .fd = sv[1], .dir = dst, .ps = &ps };
+	pthread_create(&t, NULL, images_receiver, &ji);
+	struct proto_conn c;
+	proto_conn_init(&c, sv[0], sv[0], "dest", &e);
+	int r = images_send(&c, 1, src, &set, &z, NULL, NULL, &st, &e);
+	proto_conn_free(&c);
+	pthread_join(t, NULL);
+	close(sv[0]);
+	ok(r == 0 && ji.rc == 0 && ji.streams == 3, "two page images and a pax stream sent and verified (%s / %s)", e.msg,
+	   ji.msg);
+	ok(st.pages == 313 && st.pages_copied == 10 && st.pages_zero == 1 && st.pages_raw == 302,
+	   "313 pages: 10 from the store, 1 zero, 302 new (%llu %llu %llu %llu)", (unsigned long long)st.pages,
+	   (unsigned long long)st.pages_copied, (unsigned long long)st.pages_zero, (unsigned long long)st.pages_raw);
+	bool same = true;
+	for (int i = 0; i < 3; i++) {
+		static const char *names[] = { "pages-1.img", "pages-2.img", "core-1.img" };
+		char a[200], b[200];
+		char *x = NULL, *y = NULL;
+		size_t xl = 0, yl = 0;
+		snprintf(a, sizeof(a), "%s/%s", src, names[i]);
+		snprintf(b, sizeof(b), "%s/%s", dst, names[i]);
+		read_file(a, 8 << 20, &x, &xl, &e);
+		read_file(b, 8 << 20, &y, &yl, &e);
+		same &= x && y && xl == yl && !memcmp(x, y, xl);
+		free(x);
+		free(y);
+	}
+	ok(same, "every image arrives byte-identical");
+
+	/* a peer older than 1.1: no set, everything in the pax stream */
+	char dst2[] = "/tmp/cmt-test-img-dst2.XXXXXX";
+	ok(mkdtemp(dst2) != NULL, "another temp dir");
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+	struct ijob j2 = { .fd = sv[1], .dir = dst2, .ps = &ps };
+	pthread_create(&t, NULL, images_receiver, &j2);
+	proto_conn_init(&c, sv[0], sv[0], "dest", &e);
+	r = images_send(&c, 1, src, NULL, &z, NULL, NULL, &st, &e);
+	proto_conn_free(&c);
+	pthread_join(t, NULL);
+	close(sv[0]);
+	snprintf(path, sizeof(path), "%s/pages-1.img", dst2);
+	ok(r == 0 && j2.rc == 0 && j2.streams == 1 && st.pages == 0 && access(path, F_OK) == 0,
+	   "for a 1.0 peer the page images travel in the pax stream");
+	pagestore_close(&ps);
+	pageset_free(&set);
+	rm_rf(src, &e);
+	rm_rf(dst, &e);
+	rm_rf(dst2, &e);
+}
+
 static void test_converge(void)
 {
 	struct converge_policy p;
@@ -443,6 +592,7 @@ int main(void)
 	test_pageset();
 	test_zpolicy();
 	test_roundtrip();
+	test_images_send();
 	test_converge();
 	return done_testing();
 }
