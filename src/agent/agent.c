@@ -94,8 +94,6 @@ static void rollback(struct session *s)
 	/* the images and pre-copied pages go; the logs stay for the post-mortem */
 	rm_rf(s->rq.images_dir, &tmp);
 	pagestore_close(&s->ps);
-	if (s->ps.path[0])
-		unlink(s->ps.path);
 	{
 		char jp[PATH_MAX + 16];
 		snprintf(jp, sizeof(jp), "%s/journal", s->mig_dir);
@@ -282,6 +280,8 @@ static int on_stream(struct session *s, const struct frame *f, struct error *e, 
 	if (s->prepared && (area == AREA_PAGES || area == AREA_PAGE_IMAGE)) {
 		if (area == AREA_PAGES) {
 			r = pagestore_recv(&s->conn, f, &s->ps, reported, e);
+			if (r == 0)
+				pagestore_prealloc(&s->ps); /* while the workload still runs */
 		} else if (!pageimage_name_valid(name)) {
 			struct error de = { 0 };
 			if (drain_stream(s, f, &de) == -ECANCELED)
@@ -355,7 +355,6 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 	/* the page images are built: the store has served, and its memory
 	 * (page cache) is better given to the restore */
 	pagestore_close(&s->ps);
-	unlink(s->ps.path);
 	s->rq.shell_job = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_SHELL_JOB);
 	s->rq.tcp_established = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_TCP_ESTABLISHED);
 	s->rq.timeout_ms = msg_has(m, A_DEADLINE_MS) && m->num[A_DEADLINE_MS] > 0 ? (unsigned)m->num[A_DEADLINE_MS] : 0;
@@ -681,6 +680,8 @@ static int serve(struct session *s)
 int agent_serve_stdio(struct ctx *c)
 {
 	struct session s = { .c = c, .lock = -1 };
+
+	pagestore_init(&s.ps, ""); /* named by PREPARE */
 	struct error e = { 0 };
 	int rfd, wfd, null, rc;
 

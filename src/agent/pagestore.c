@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,17 +21,41 @@ void pagestore_init(struct pagestore *ps, const char *path)
 	ps->pages = 0;
 	ps->dig = NULL;
 	ps->dig_cap = 0;
+	ps->spare_fd = -1;
+	ps->spare_bytes = 0;
 	snprintf(ps->path, sizeof(ps->path), "%s", path);
+	snprintf(ps->spare_path, sizeof(ps->spare_path), "%s%s", path, path[0] ? ".spare" : "");
 }
 
 void pagestore_close(struct pagestore *ps)
 {
 	if (ps->fd >= 0)
 		close(ps->fd);
-	ps->fd = -1;
+	if (ps->spare_fd >= 0)
+		close(ps->spare_fd);
+	ps->fd = ps->spare_fd = -1;
+	if (ps->path[0]) {
+		unlink(ps->path);
+		unlink(ps->spare_path);
+	}
 	free(ps->dig);
 	ps->dig = NULL;
 	ps->dig_cap = 0;
+}
+
+void pagestore_prealloc(struct pagestore *ps)
+{
+	uint64_t want = (uint64_t)ps->pages * PAGE_SZ;
+
+	if (want <= ps->spare_bytes)
+		return;
+	if (ps->spare_fd < 0) {
+		ps->spare_fd = open(ps->spare_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (ps->spare_fd < 0)
+			return;
+	}
+	if (fallocate(ps->spare_fd, 0, (off_t)ps->spare_bytes, (off_t)(want - ps->spare_bytes)) == 0)
+		ps->spare_bytes = want;
 }
 
 bool pageimage_name_valid(const char *name)
@@ -68,6 +93,7 @@ struct build {
 	XXH3_state_t hash;
 	uint64_t bytes;
 	uint8_t *buf;           /* COPY_CHUNK_PAGES pages, for copies out of the store */
+	bool prealloc;          /* fd is the spare: its space exists already */
 };
 
 static int sink_raw(void *arg, const uint8_t *pages, uint32_t count, struct error *e)
@@ -171,8 +197,14 @@ static int sink_zero(void *arg, uint32_t count, struct error *e)
 	struct build *b = arg;
 
 	/* a hole: CRIU reads it back as zeros */
-	if (lseek(b->fd, (off_t)count * PAGE_SZ, SEEK_CUR) < 0)
+	off_t at = lseek(b->fd, 0, SEEK_CUR);
+	if (at < 0 || lseek(b->fd, (off_t)count * PAGE_SZ, SEEK_CUR) < 0)
 		return error_errno(e, errno, "cannot seek in %s", b->what);
+	/* in the spare the space exists (and holds zeros): give it back */
+	if (b->prealloc &&
+	    fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, (off_t)count * PAGE_SZ) < 0 &&
+	    errno != EOPNOTSUPP)
+		return error_errno(e, errno, "cannot make a hole in %s", b->what);
 	struct page_hash z = page_hash_zero();
 	for (uint32_t i = 0; i < count; i++)
 		pages_digest_page(&b->hash, z);
@@ -326,7 +358,23 @@ int pageimage_recv(struct proto_conn *c, const struct frame *begin, const char *
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	b.what = path;
 	b.buf = malloc((size_t)COPY_CHUNK_PAGES * PAGE_SZ);
-	b.fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	b.fd = -1;
+	if (ps->spare_fd >= 0 && ps->spare_bytes > 0 &&
+	    renameat2(AT_FDCWD, ps->spare_path, AT_FDCWD, path, RENAME_NOREPLACE) == 0) {
+		/* the space allocated while the workload ran becomes this image
+		 * (sized at the end) */
+		b.fd = ps->spare_fd;
+		b.prealloc = true;
+		ps->spare_fd = -1;
+		ps->spare_bytes = 0;
+		if (lseek(b.fd, 0, SEEK_SET) < 0) {
+			close(b.fd);
+			b.fd = -1;
+			unlink(path);
+		}
+	}
+	if (b.fd < 0)
+		b.fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (b.fd < 0 || !b.buf) {
 		r = b.buf ? error_errno(e, errno, "cannot create %s", path) : error_set(e, ENOMEM, "out of memory");
 		free(b.buf);

@@ -20,10 +20,20 @@ struct pagestore {
 	struct page_hash *dig; /* XXH3-128 of each page, computed when it arrived */
 	size_t dig_cap;
 	char path[4200];
+	/* Space for the first page image, allocated while the workload still
+	 * runs (after each pre-copy round, as large as the store): building the
+	 * image while frozen then writes into memory or blocks that exist. */
+	int spare_fd;
+	uint64_t spare_bytes;
+	char spare_path[4208];
 };
 
 void pagestore_init(struct pagestore *ps, const char *path);
+/* Closes the store and removes its files (store and spare). */
 void pagestore_close(struct pagestore *ps);
+/* Grows the spare to the store's size (after a pre-copy round; failures
+ * only cost speed). */
+void pagestore_prealloc(struct pagestore *ps);
 /* An AREA_PAGES stream whose STREAM_BEGIN was just read: appends to the
  * store.  Same contract as tree_recv (answers STREAM_OK; *ret_reported when
  * the error was already sent and the stream drained). */

@@ -142,16 +142,43 @@ int images_send(struct proto_conn *c, uint32_t chan, const char *dir, const stru
 	struct dirent *de;
 	int r = 0;
 
+	struct pimg { char name[256]; off_t size; } *list = NULL;
+	size_t n = 0, cap = 0;
+
 	memset(st, 0, sizeof(*st));
 	if (!d)
 		return error_errno(e, errno, "cannot read the images directory %s", dir);
-	while (set && r == 0 && (de = readdir(d))) {
-		if (de->d_type != DT_REG || !image_is_pages(de->d_name))
+	while (set && (de = readdir(d))) {
+		struct stat sb;
+		if (de->d_type != DT_REG || !image_is_pages(de->d_name) || strlen(de->d_name) >= 256 ||
+		    fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		st->files++;
-		r = send_page_image(c, chan, dir, de->d_name, set, z, on_bytes, arg, st, e);
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			void *nl = realloc(list, cap * sizeof(*list));
+			if (!nl) {
+				r = error_set(e, ENOMEM, "out of memory");
+				break;
+			}
+			list = nl;
+		}
+		snprintf(list[n].name, sizeof(list[n].name), "%s", de->d_name);
+		list[n++].size = sb.st_size;
 	}
 	closedir(d);
+	/* the largest first: it gets the space the destination allocated
+	 * while the workload ran (agent/pagestore.h) */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && list[j].size > list[j - 1].size; j--) {
+			struct pimg t = list[j];
+			list[j] = list[j - 1];
+			list[j - 1] = t;
+		}
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		st->files++;
+		r = send_page_image(c, chan, dir, list[i].name, set, z, on_bytes, arg, st, e);
+	}
+	free(list);
 	if (r < 0)
 		return r;
 	r = tree_send_opts(c, chan, AREA_IMAGES, dir, "", &to, &ts, e);

@@ -256,6 +256,8 @@ static void test_roundtrip(void)
 	pthread_join(t, NULL);
 	close(sv[0]);
 	ok(rs == 0 && j.rc == 0 && ps.pages == 305, "round 2: appended, 305 pages in the store");
+	pagestore_prealloc(&ps);
+	ok(ps.spare_fd >= 0 && ps.spare_bytes == 305u * PAGE_SZ, "space for the first image is allocated (305 pages)");
 
 	/* a source image: pages known (runs), new ones, zero runs, and a tail */
 	snprintf(src, sizeof(src), "%s/src.img", dir);
@@ -329,6 +331,7 @@ static void test_roundtrip(void)
 			read_file(src, 1 << 20, &a, &al, &e);
 			read_file(img, 1 << 20, &b, &bl, &e);
 			ok(al == bl && al == 13 * PAGE_SZ + 10 && !memcmp(a, b, al), "byte-identical to the source's file");
+			ok(access(ps.spare_path, F_OK) < 0 && ps.spare_fd < 0, "the first image took the spare (cut to its size)");
 			struct stat sb;
 			stat(img, &sb);
 			ok((uint64_t)sb.st_blocks * 512 < (uint64_t)sb.st_size, "zero pages are holes (%lld blocks)",
@@ -441,6 +444,7 @@ static void test_images_send(void)
 	send_store(sv[0], &set, seeds, 100, &e);
 	pthread_join(t, NULL);
 	close(sv[0]);
+	pagestore_prealloc(&ps);
 	/* pages-1.img: 300 new pages (more than one read), then known, zero, new, a tail;
 	 * pages-2.img: only new pages; core-1.img: not a page image */
 	snprintf(path, sizeof(path), "%s/pages-1.img", src);
@@ -498,6 +502,7 @@ static void test_images_send(void)
 		free(y);
 	}
 	ok(same, "every image arrives byte-identical");
+	ok(access(ps.spare_path, F_OK) < 0, "the largest page image took the spare");
 
 	/* a peer older than 1.1: no set, everything in the pax stream */
 	char dst2[] = "/tmp/cmt-test-img-dst2.XXXXXX";
