@@ -160,10 +160,10 @@ void zpolicy_update(struct zpolicy *z, size_t plain, size_t comp, double secs)
 	if (!plain)
 		return;
 	z->ratio = (double)comp / (double)plain;
-	if (secs > 0)
+	if (secs > 0 && z->samples++ > 0)
 		z->z_bps = (double)plain / secs;
 	if (z->mode == ZMODE_AUTO && !zpolicy_pays(z))
-		z->skip = ZPOLICY_PROBE_EVERY;
+		z->skip = z->ratio >= 0.97 ? ZPOLICY_PROBE_EVERY : ZPOLICY_RETRY_SLOW;
 }
 
 /* --- writer --------------------------------------------------------------------- */

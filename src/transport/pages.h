@@ -72,9 +72,13 @@ int pageset_add(struct pageset *s, struct page_hash h);
 /* zstd is used only when it pays: a batch is worth compressing when the wire
  * time it saves is more than the time compressing costs, judged from the
  * last measured ratio, compression speed and wire rate.  When it does not
- * pay, batches go plain and compression is tried again every
- * ZPOLICY_PROBE_EVERY batches (data changes). */
+ * pay, batches go plain and compression is tried again after
+ * ZPOLICY_PROBE_EVERY batches when the data did not compress (it may
+ * change), or after ZPOLICY_RETRY_SLOW when it compressed but too slowly
+ * (one slow sample on a busy machine should not cost much).  The speed of
+ * the first compression (zstd sets up its tables) is not taken. */
 #define ZPOLICY_PROBE_EVERY 32
+#define ZPOLICY_RETRY_SLOW 4
 enum zmode { ZMODE_AUTO, ZMODE_ALWAYS, ZMODE_NEVER };
 struct zpolicy {
 	enum zmode mode;
@@ -82,6 +86,7 @@ struct zpolicy {
 	double z_bps;     /* last compression speed, plain bytes per second */
 	double wire_bps;  /* measured wire rate, bytes per second (0 = unknown) */
 	unsigned skip;    /* plain batches left before the next probe */
+	unsigned samples; /* compressions measured */
 	uint64_t batches, compressed;
 };
 bool zpolicy_try(struct zpolicy *z);

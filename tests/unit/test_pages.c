@@ -154,7 +154,13 @@ static void test_zpolicy(void)
 	for (int i = 0; i < ZPOLICY_PROBE_EVERY; i++)
 		tries += zpolicy_try(&z);
 	ok(tries == 0 && zpolicy_try(&z), "then plain for %d batches, and a probe again", ZPOLICY_PROBE_EVERY);
-	z.wire_bps = 125e6; /* 1 Gbit/s */
+	struct zpolicy f = { .mode = ZMODE_AUTO, .wire_bps = 125e6 };
+	zpolicy_update(&f, 1000000, 300000, 0.5); /* the first: zstd set up its tables */
+	ok(zpolicy_pays(&f) && f.skip == 0, "the first compression's speed is not held against it");
+	zpolicy_update(&f, 1000000, 300000, 0.5); /* really slow this time */
+	ok(!zpolicy_pays(&f) && f.skip == ZPOLICY_RETRY_SLOW, "compressible but slow: plain, and a new try after %d",
+	   ZPOLICY_RETRY_SLOW);
+		z.wire_bps = 125e6; /* 1 Gbit/s */
 	zpolicy_update(&z, 1000000, 300000, 0.002); /* 500 MB/s, ratio 0.3 */
 	ok(zpolicy_pays(&z), "ratio 0.3 at 500 MB/s over 1 Gbit/s pays");
 	z.wire_bps = 2e9; /* a link much faster than zstd */

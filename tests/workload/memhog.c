@@ -1,6 +1,6 @@
 /* memhog - a memory workload that checks itself, for migration benchmarks and tests.
  *
- *   memhog --mib N [--dirty-mib-s R] [--tick-ms T] [--state FILE] [--verify-ms V] [--thp]
+ *   memhog --mib N [--dirty-mib-s R] [--tick-ms T] [--state FILE] [--verify-ms V] [--thp] [--compressible]
  *
  * It allocates N MiB and fills every 4 KiB page with incompressible
  * pseudo-random words derived from (page index, generation).  Then it loops:
@@ -27,7 +27,9 @@
  * the verifier notices (the next pass reports verify_fail >= 1).
  *
  * The memory is prefaulted with MAP_POPULATE (much cheaper than one fault per
- * page in a VM).  --thp asks for transparent huge pages (MADV_HUGEPAGE), which
+ * page in a VM).  --compressible makes each page 16 copies of a 256-byte
+ * block (still unique per page and generation, still checked word by word):
+ * memory that compresses well, as many programs' does.  --thp asks for transparent huge pages (MADV_HUGEPAGE), which
  * CRIU keeps across a migration; without it the memory is in 4 KiB pages,
  * like most programs'.
  *
@@ -102,12 +104,14 @@ static inline uint64_t page_seed(size_t page, uint32_t g)
 	return mix(((uint64_t)page << 32 | g) ^ 0x6D656D686F67ull) | 1;
 }
 
+static unsigned period = WORDS; /* words before the pattern repeats (--compressible: 32) */
+
 static void fill_page(size_t page)
 {
 	uint64_t *w = (uint64_t *)(mem + page * PAGE), s = page_seed(page, gen[page]);
 
 	for (unsigned i = 0; i < WORDS; i++)
-		w[i] = mix(s + (uint64_t)i * 0x9E3779B97F4A7C15ull);
+		w[i] = mix(s + (uint64_t)(i % period) * 0x9E3779B97F4A7C15ull);
 }
 
 static int page_ok(size_t page)
@@ -116,7 +120,7 @@ static int page_ok(size_t page)
 	uint64_t s = page_seed(page, gen[page]), diff = 0;
 
 	for (unsigned i = 0; i < WORDS; i++)
-		diff |= w[i] ^ mix(s + (uint64_t)i * 0x9E3779B97F4A7C15ull);
+		diff |= w[i] ^ mix(s + (uint64_t)(i % period) * 0x9E3779B97F4A7C15ull);
 	return diff == 0;
 }
 
@@ -182,11 +186,12 @@ static void on_usr2(int sig)
 
 static void usage(FILE *f)
 {
-	fputs("usage: memhog --mib N [--dirty-mib-s R] [--tick-ms T] [--state FILE] [--verify-ms V] [--thp]\n"
+	fputs("usage: memhog --mib N [--dirty-mib-s R] [--tick-ms T] [--state FILE] [--verify-ms V] [--thp] [--compressible]\n"
 	      "  N MiB of self-checking pseudo-random memory; R MiB/s rewritten (default 0);\n"
 	      "  a tick every T ms (default 5); full verification + status line to FILE every\n"
 	      "  V ms (default 1000, 0 = only on SIGUSR1) and on SIGUSR1; SIGUSR2 corrupts a page.\n"
-	      "  --thp: transparent huge pages (MADV_HUGEPAGE) instead of 4 KiB pages.\n",
+	      "  --thp: transparent huge pages (MADV_HUGEPAGE) instead of 4 KiB pages.\n"
+	      "  --compressible: each page repeats a 256-byte block (memory that compresses well).\n",
 	      f);
 }
 
@@ -210,6 +215,7 @@ int main(int argc, char **argv)
 		{ "mib", required_argument, NULL, 'm' },	{ "dirty-mib-s", required_argument, NULL, 'd' },
 		{ "tick-ms", required_argument, NULL, 't' },	{ "state", required_argument, NULL, 's' },
 		{ "verify-ms", required_argument, NULL, 'v' }, { "thp", no_argument, NULL, 'H' },
+		{ "compressible", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -227,6 +233,7 @@ int main(int argc, char **argv)
 		case 's': state = optarg; break;
 		case 'v': verify_ms = num_arg(optarg, "--verify-ms"); break;
 		case 'H': thp = 1; break;
+		case 'C': period = 32; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
