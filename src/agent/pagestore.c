@@ -269,6 +269,8 @@ static int run_stream(struct proto_conn *c, const struct frame *begin, struct pa
 		}
 		if (f.type == MSG_DATA) {
 			fault_point("mid-stream");
+			if (!k->images)
+				fault_point("mid-precopy");
 			r = pages_decode(f.data, f.len, scratch, k, e);
 			if (r < 0) {
 				/* say so at once, then stay in step */

@@ -335,9 +335,14 @@ static int recover_one(struct ctx *c, const char *mig_dir, const char *id, bool 
 	}
 	}
 	struct error tmp = { 0 };
-	char images[PATH_MAX + 16];
+	char images[PATH_MAX + 24];
 	snprintf(images, sizeof(images), "%s/images", mig_dir);
 	rm_rf(images, &tmp);
+	/* pre-copied pages (agent/pagestore.h): as large as the workload */
+	snprintf(images, sizeof(images), "%s/pagestore", mig_dir);
+	unlink(images);
+	snprintf(images, sizeof(images), "%s/pagestore.spare", mig_dir);
+	unlink(images);
 	unlink(j.path);
 	return 1;
 }

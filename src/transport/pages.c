@@ -177,6 +177,7 @@ int pw_begin(struct page_writer *w, struct proto_conn *c, uint32_t chan, uint32_
 	memset(w, 0, sizeof(*w));
 	w->c = c;
 	w->chan = chan;
+	w->area = area;
 	w->z = z;
 	w->e = e;
 	w->rec = SIZE_MAX;
@@ -211,6 +212,8 @@ static int send_payload(struct page_writer *w, const uint8_t *p, size_t n)
 	int r;
 
 	fault_point("mid-stream"); /* the stream is open: any DATA frame is mid-stream */
+	if (w->area == AREA_PAGES)
+		fault_point("mid-precopy");
 	r = proto_send(w->c, MSG_DATA, w->chan, p, (uint32_t)n, w->e);
 	if (r < 0)
 		return r;

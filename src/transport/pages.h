@@ -99,7 +99,7 @@ bool zpolicy_pays(const struct zpolicy *z);
 
 struct page_writer {
 	struct proto_conn *c;
-	uint32_t chan;
+	uint32_t chan, area;
 	uint8_t *buf, *zbuf;    /* plain batch, compressed payload */
 	size_t len, zcap;
 	size_t rec;             /* offset of the open record, or SIZE_MAX */

@@ -423,7 +423,7 @@ marker_pids() { on "$1" pgrep -f "$2" | tr '\n' ' ' | sed 's/ $//'; }
 
 # what is left of migrations under a host's state root: image directories only
 # (a failed run keeps its CRIU logs, but images must always go)
-images_left() { find "$LAB_DIR/$1/cmt/migrations" -name images 2>/dev/null; }
+images_left() { find "$LAB_DIR/$1/cmt/migrations" \( -name images -o -name 'pagestore*' \) 2>/dev/null; }
 
 # seq_intact FILE: FILE holds the numbers 1, 2, 3, ... one a line, none
 # missing or repeated (a workload appending its counter across a migration)

@@ -48,6 +48,11 @@ SCENARIOS=(
 	"dest-too-slow-restore     cold agent  before-restore    stall   9000 1   h1 did not answer"
 	"source-too-slow-commit    cold source after-restored    stall   5000 1   h1 (too late|lease)"
 	"dest-too-slow-commit      cold agent  after-commit      stall   6000 0   h2 confirms the commit"
+	"ssh-cut-precopy           precopy source mid-precopy    cut     -    1   h1 connection .*(closed|lost)"
+	"agent-killed-precopy      precopy agent  mid-precopy    kill    -    1   h1 connection .*(closed|lost)"
+	"corrupted-precopy         precopy source mid-precopy    corrupt -    1   h1 (hash|XXH3|corrupt|damaged|mismatch)"
+	"agent-killed-page-images  precopy agent  mid-stream@frozen kill -    1   h1 connection .*(closed|lost)"
+	"corrupted-page-images     precopy source mid-stream@frozen corrupt - 1   h1 (hash|XXH3|corrupt|damaged|mismatch)"
 )
 LEASE=3 # seconds: short, so that the lease scenarios are quick
 

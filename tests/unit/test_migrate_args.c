@@ -28,7 +28,11 @@ int main(void)
 	ok(parse(&a, err, 3, "web1", "--to", "hostB") == 0, "container and --to");
 	is_str(a.container, "web1", "container name");
 	is_str(a.to, "hostB", "destination");
-	is_str(a.mode, "cold", "default mode is cold");
+	is_str(a.mode, "auto", "default mode is auto");
+	is_str(a.compress, "auto", "default compression: where it pays");
+	ok(!a.allow_postcopy && a.max_rounds == 0 && a.downtime_target_ms == 0 && a.growth_pct < 0 && a.min_pages < 0 &&
+		   a.max_bandwidth_mib == 0,
+	   "convergence options default to the policy's defaults");
 	is_str(a.rsh, "ssh", "default remote shell");
 	is_str(a.remote_cmt, "cmt", "default remote cmt");
 	ok(!a.json && !a.force, "flags off by default");
@@ -87,5 +91,24 @@ int main(void)
 	ok(parse(&a, err, 5, "web1", "--to", "h2", "--lease", "3601") == -EINVAL, "--lease above an hour refused");
 	ok(parse(&a, err, 5, "web1", "--to", "h2", "--lease", "2s") == -EINVAL, "--lease with a unit refused");
 	ok(parse(&a, err, 3, "web1", "--to", "-x") == -EINVAL, "a host starting with '-' is refused");
+	/* live migration options */
+	ok(parse(&a, err, 15, "web1", "--to", "h", "--mode", "precopy", "--downtime-target", "150", "--max-rounds", "5",
+		 "--converge-growth", "10", "--min-dirty-pages", "64", "--max-bandwidth", "12.5") == 0 &&
+		   !strcmp(a.mode, "precopy") && a.downtime_target_ms == 150 && a.max_rounds == 5 && a.growth_pct == 10 &&
+		   a.min_pages == 64 && a.max_bandwidth_mib == 12.5,
+	   "precopy options parse (%s)", err);
+	ok(parse(&a, err, 4, "web1", "--to", "h", "--allow-postcopy") == 0 && a.allow_postcopy, "--allow-postcopy");
+	ok(parse(&a, err, 5, "web1", "--to", "h", "--compress", "none") == 0 && !strcmp(a.compress, "none"),
+	   "--compress none");
+	ok(parse(&a, err, 5, "web1", "--to", "h", "--compress", "lz9") == -EINVAL && strstr(err, "'lz9'"),
+	   "an unknown --compress is refused, quoted: %s", err);
+	ok(parse(&a, err, 5, "web1", "--to", "h", "--max-rounds", "0") == -EINVAL && strstr(err, "--max-rounds '0'"),
+	   "--max-rounds 0 is refused: %s", err);
+	ok(parse(&a, err, 5, "web1", "--to", "h", "--max-rounds", "2.5") == -EINVAL, "--max-rounds must be whole");
+	ok(parse(&a, err, 5, "web1", "--to", "h", "--downtime-target", "fast") == -EINVAL &&
+		   strstr(err, "milliseconds"),
+	   "--downtime-target needs milliseconds: %s", err);
+	ok(parse(&a, err, 5, "web1", "--to", "h", "--max-bandwidth", "-1") == -EINVAL, "a negative bandwidth is refused");
+	ok(parse(&a, err, 5, "web1", "--to", "h", "--converge-growth", "2000") == -EINVAL, "growth above 1000 %% refused");
 	return done_testing();
 }
