@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent/pagestore.h"
@@ -20,6 +22,7 @@
 #include "engine/modes.h"
 #include "engine/rootfs.h"
 #include "engine/volumes.h"
+#include "monitor/monitor.h"
 #include "transport/proto.h"
 #include "transport/rsh.h"
 #include "transport/tree.h"
@@ -43,6 +46,10 @@ struct session {
 	char mig_dir[PATH_MAX];
 	struct restore_req rq;
 	struct pagestore ps;      /* pre-copied pages (precopy mode) */
+	/* a monitored container (`cmt run` on the source): its log came in an
+	 * AREA_LOG stream; after the restore a monitor here owns its pipes */
+	bool log_received, log_placed;
+	pid_t monitor_pid;
 };
 
 static bool container_id_valid(const char *id)
@@ -84,6 +91,18 @@ static void rollback(struct session *s)
 
 	if (!s->prepared)
 		return;
+	if (s->monitor_pid > 0) {
+		/* its copy never ran: it wrote nothing; it goes, and the log it got */
+		kill(s->monitor_pid, SIGTERM);
+		waitpid(s->monitor_pid, NULL, 0);
+		s->monitor_pid = 0;
+	}
+	if (s->log_placed) {
+		char lp[PATH_MAX];
+		monitor_path(s->c->cfg.root, s->rq.id, "log", lp, sizeof(lp));
+		unlink(lp);
+		s->log_placed = false;
+	}
 	if (s->restored || s->rq.bundle[0])
 		s->drv->undo_restore(s->c, &s->rq, &tmp);
 	error_clear(&tmp);
@@ -297,6 +316,8 @@ static int on_stream(struct session *s, const struct frame *f, struct error *e, 
 	}
 	char deleted_dir[PATH_MAX + 32];
 	snprintf(deleted_dir, sizeof(deleted_dir), "%s/deleted-recv", s->rq.work_dir);
+	char log_dir[PATH_MAX + 32];
+	snprintf(log_dir, sizeof(log_dir), "%s/log-recv", s->rq.work_dir);
 	if (s->prepared && area == AREA_IMAGES) {
 		dest = s->rq.images_dir;
 		fault_set_phase("frozen"); /* the images come once the workload is frozen */
@@ -314,6 +335,17 @@ static int on_stream(struct session *s, const struct frame *f, struct error *e, 
 				return r;
 			}
 		}
+	} else if (s->prepared && area == AREA_LOG && s->drv->kind == KIND_RUNC) {
+		struct error tmp = { 0 };
+		rm_rf(log_dir, &tmp);
+		if (mkdir_p(log_dir, 0700, &tmp) < 0) {
+			struct error de = { 0 };
+			if (drain_stream(s, f, &de) == -ECANCELED)
+				return -ECANCELED;
+			*e = tmp;
+			return -e->code;
+		}
+		dest = log_dir;
 	} else if (s->prepared && area == AREA_DELETED && s->drv->kind == KIND_RUNC) {
 		struct error tmp = { 0 };
 		rm_rf(deleted_dir, &tmp);
@@ -340,6 +372,48 @@ static int on_stream(struct session *s, const struct frame *f, struct error *e, 
 		error_host(e, s->c->cfg.name);
 	else if (area == AREA_DELETED)
 		s->deletions_pending = true;
+	else if (area == AREA_LOG) {
+		char lp[PATH_MAX * 2];
+		struct stat sb;
+		snprintf(lp, sizeof(lp), "%s/%s.log", log_dir, s->rq.id);
+		if (lstat(lp, &sb) < 0 || !S_ISREG(sb.st_mode))
+			return error_set(e, EPROTO, "protocol error: the log stream of container %s has no file %s.log",
+					 s->rq.id, s->rq.id);
+		s->log_received = true;
+	}
+	return r;
+}
+
+static void close_pair(int p[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0) {
+			close(p[i]);
+			p[i] = -1;
+		}
+}
+
+/* The received log goes to its place and a monitor takes the restored
+ * container's pipes (the container is still stopped: it writes nothing
+ * before COMMIT). */
+static int adopt(struct session *s, int out_r, int err_r, struct error *e)
+{
+	char from[PATH_MAX * 2], to[PATH_MAX], dir[PATH_MAX + 16];
+	int r;
+
+	snprintf(from, sizeof(from), "%s/log-recv/%s.log", s->rq.work_dir, s->rq.id);
+	monitor_path(s->c->cfg.root, s->rq.id, "log", to, sizeof(to));
+	snprintf(dir, sizeof(dir), "%s/logs", s->c->cfg.root);
+	if ((r = mkdir_p(dir, 0700, e)) < 0)
+		return r;
+	if (rename(from, to) < 0)
+		return error_errno(e, errno, "cannot put the log of container %s at %s", s->rq.id, to);
+	s->log_placed = true;
+	r = monitor_spawn_adopt(s->c, s->rq.id, out_r, err_r, &s->monitor_pid, e);
+	if (r < 0) {
+		error_wrap(e, "container %s was restored, but its log monitor did not start", s->rq.id);
+		error_host(e, s->c->cfg.name);
+	}
 	return r;
 }
 
@@ -391,10 +465,34 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 	}
 	dest_journal(s, J_DEST_RESTORED);
 	fault_point("before-restore");
+	int out[2] = { -1, -1 }, err[2] = { -1, -1 };
+	if (s->log_received) {
+		/* runc gives these pipes to the restored container as its stdout
+		 * and stderr (its own stdio replaces each pipe:[...] descriptor) */
+		if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+			r = error_errno(e, errno, "pipe");
+			close_pair(out);
+			return r;
+		}
+		s->rq.stdio_pipes = true;
+		s->rq.stdio_fds[0] = out[1];
+		s->rq.stdio_fds[1] = err[1];
+	}
 	r = s->drv->restore(s->c, &s->rq, &pid, e);
+	if (s->log_received) {
+		close(out[1]);
+		close(err[1]);
+		out[1] = err[1] = -1;
+		s->rq.stdio_pipes = false;
+	}
+	if (r == 0)
+		s->restored = true;
+	if (r == 0 && s->log_received)
+		r = adopt(s, out[0], err[0], e);
+	close_pair(out);
+	close_pair(err);
 	if (r < 0)
 		return r;
-	s->restored = true;
 	fault_point("after-restore");
 	mb_init(&mb);
 	mb_u32(&mb, A_PID, (uint32_t)pid);

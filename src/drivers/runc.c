@@ -12,6 +12,7 @@
 
 #include "drivers/driver.h"
 #include "drivers/ocispec.h"
+#include "monitor/monitor.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -23,35 +24,85 @@
  * that file (restore: the container could inherit a pipe). */
 #define RUNC_TIMEOUT_MS 600000
 
-/* Runs runc with the host's root (and CRIU); timeout_ms 0 = RUNC_TIMEOUT_MS. */
-static int runc_cmd(struct ctx *c, struct run_result *rr, const char *out_path, unsigned timeout_ms, struct error *e,
-		    ...)
+/* Runs runc with the host's root (and CRIU) and the options o (timeout 0 =
+ * RUNC_TIMEOUT_MS); with log, runc's own messages go to that file. */
+static int runc_cmd_v(struct ctx *c, struct run_result *rr, struct run_opts *o, const char *log, struct error *e,
+		      va_list ap)
 {
 	char *argv[RUNC_MAX_ARGS];
-	struct run_opts o = { .timeout_ms = timeout_ms ? (int)timeout_ms : RUNC_TIMEOUT_MS, .output_path = out_path };
 	int n = 0, r;
-	va_list ap;
 
 	r = ctx_need_runc(c, e);
 	if (r < 0)
 		return r;
+	if (!o->timeout_ms)
+		o->timeout_ms = RUNC_TIMEOUT_MS;
 	argv[n++] = c->runc;
 	argv[n++] = "--root";
 	argv[n++] = c->cfg.runc_root;
+	if (log) {
+		argv[n++] = "--log";
+		argv[n++] = (char *)log;
+	}
 	if (c->criu.path[0]) {
 		argv[n++] = "--criu";
 		argv[n++] = c->criu.path;
 	}
-	va_start(ap, e);
 	for (char *a; (a = va_arg(ap, char *)) && n < RUNC_MAX_ARGS - 1;)
 		argv[n++] = a;
-	va_end(ap);
 	argv[n] = NULL;
-	return run_cmd(argv, &o, rr, e);
+	return run_cmd(argv, o, rr, e);
+}
+
+static int runc_cmd(struct ctx *c, struct run_result *rr, const char *out_path, unsigned timeout_ms, struct error *e,
+		    ...)
+{
+	struct run_opts o = { .timeout_ms = (int)timeout_ms, .output_path = out_path };
+	va_list ap;
+	int r;
+
+	va_start(ap, e);
+	r = runc_cmd_v(c, rr, &o, NULL, e, ap);
+	va_end(ap);
+	return r;
+}
+
+/* runc with stdout and stderr on fds (a monitored container's pipes, which
+ * `runc restore` hands to the restored process); its messages go to log,
+ * whose error lines come back in rr->err. */
+static int runc_cmd_fds(struct ctx *c, struct run_result *rr, const int fds[2], const char *log, unsigned timeout_ms,
+			struct error *e, ...)
+{
+	struct run_opts o = { .timeout_ms = (int)timeout_ms, .stdio_fds = fds };
+	va_list ap;
+	int r;
+
+	unlink(log);
+	va_start(ap, e);
+	r = runc_cmd_v(c, rr, &o, log, e, ap);
+	va_end(ap);
+	if (r == 0 && rr->status != 0) {
+		char *txt = NULL;
+		struct error tmp = { 0 };
+		if (read_file(log, 1 << 20, &txt, NULL, &tmp) == 0) {
+			const char *best = NULL;
+			for (char *l = strtok(txt, "\n"); l; l = strtok(NULL, "\n"))
+				if (strstr(l, "level=error") || strstr(l, "level=fatal"))
+					best = l;
+			if (best) {
+				free(rr->err);
+				rr->err = strdup(best);
+			}
+			free(txt);
+		}
+		if (!rr->err)
+			rr->err = strdup("runc gave no reason");
+	}
+	return r;
 }
 
 /* runc prints `time="..." level=error msg="..."`: keep the msg part. */
-static const char *runc_msg(const char *err)
+const char *runc_msg(const char *err)
 {
 	static char buf[1024];
 	const char *m = strstr(err, "msg=\"");
@@ -132,6 +183,8 @@ static int runc_inspect(struct ctx *c, const char *name, struct workload *w, str
 	r = oci_rootfs_path(w->config_json, w->bundle, w->rootfs, sizeof(w->rootfs), e);
 	if (r < 0)
 		return error_wrap(e, "bad config.json of container %s", name);
+	/* started by `cmt run`: its output goes to a log that moves with it */
+	w->monitor_pid = monitor_alive(c->cfg.root, name);
 	return 0;
 }
 
@@ -289,9 +342,18 @@ static int runc_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, s
 	if (r < 0)
 		return r;
 	snprintf(out, sizeof(out), "%s/runc-restore.out", rq->work_dir);
-	r = runc_cmd(c, &rr, out, rq->timeout_ms, e, "restore", "--detach", "--image-path", rq->images_dir, "--work-path", rq->work_dir,
-		     "--bundle", rq->bundle, rq->tcp_established ? "--tcp-established" : rq->id,
-		     rq->tcp_established ? rq->id : NULL, NULL);
+	if (rq->stdio_pipes)
+		/* runc hands its own stdout and stderr to CRIU for the container's
+		 * pipe:[...] descriptors: the new monitor's pipes */
+		r = runc_cmd_fds(c, &rr, rq->stdio_fds, out, rq->timeout_ms, e, "restore", "--detach", "--image-path",
+				 rq->images_dir, "--work-path", rq->work_dir, "--bundle", rq->bundle,
+				 rq->tcp_established ? "--tcp-established" : rq->id, rq->tcp_established ? rq->id : NULL,
+				 NULL);
+	else
+		r = runc_cmd(c, &rr, out, rq->timeout_ms, e, "restore", "--detach", "--image-path", rq->images_dir,
+			     "--work-path", rq->work_dir, "--bundle", rq->bundle,
+			     rq->tcp_established ? "--tcp-established" : rq->id, rq->tcp_established ? rq->id : NULL,
+			     NULL);
 	if (r < 0)
 		return r;
 	if (rr.status != 0) {

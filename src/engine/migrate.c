@@ -2,11 +2,13 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +19,7 @@
 #include "engine/modes.h"
 #include "engine/progress.h"
 #include "engine/rootfs.h"
+#include "monitor/monitor.h"
 #include "drivers/ocispec.h"
 #include "transport/keepalive.h"
 #include "transport/rsh.h"
@@ -26,7 +29,7 @@
 #include "util/lock.h"
 #include "util/log.h"
 
-enum { CHAN_IMAGES = 1, CHAN_ROOTFS = 2, CHAN_PAGES = 3 };
+enum { CHAN_IMAGES = 1, CHAN_ROOTFS = 2, CHAN_PAGES = 3, CHAN_LOG = 4 };
 
 void migration_id_make(const char *name, char *out, size_t n)
 {
@@ -158,6 +161,45 @@ static int send_restore(struct peer *p, const struct workload *w, uint32_t lease
 	if (msg_has(&m, A_DURATION_US))
 		st->restore_ms = (double)m.num[A_DURATION_US] / 1000.0;
 	msg_free(&m);
+	return 0;
+}
+
+/* A monitored container (`cmt run`), frozen: its monitor reads what is
+ * left in the pipes into the log and says how long the log is; that log
+ * travels, and the destination's monitor appends to it.  Nothing can be
+ * written in between (the container is frozen), so nothing is lost or
+ * written twice. */
+static int send_log(struct ctx *c, struct peer *p, const struct workload *w, const char *mig_dir,
+		    struct migrate_stats *st, struct error *e)
+{
+	char dir[PATH_MAX + 16], src[PATH_MAX], dst[PATH_MAX * 2];
+	struct tree_stats ts;
+	struct stat sb;
+	uint64_t size;
+	int r;
+
+	r = monitor_drain(c->cfg.root, w->id, &size, e);
+	if (r < 0)
+		return r;
+	snprintf(dir, sizeof(dir), "%s/log", mig_dir);
+	monitor_path(c->cfg.root, w->id, "log", src, sizeof(src));
+	snprintf(dst, sizeof(dst), "%s/%s.log", dir, w->id);
+	if ((r = mkdir_p(dir, 0700, e)) < 0)
+		return r;
+	unlink(dst);
+	/* the same file under the migration's directory: nothing is copied */
+	if (link(src, dst) < 0)
+		return error_errno(e, errno, "cannot link the log %s into %s", src, dir);
+	r = tree_send(&p->conn, CHAN_LOG, AREA_LOG, dir, "", &ts, e);
+	if (r < 0)
+		return error_wrap(e, "sending the log of %s", w->label);
+	if (stat(dst, &sb) < 0 || (uint64_t)sb.st_size != size) {
+		error_set(e, EIO, "the log of %s changed after its monitor drained it (%llu bytes then, %lld now): "
+				  "the container was not frozen",
+			  w->label, (unsigned long long)size, (long long)sb.st_size);
+		return -EIO;
+	}
+	st->log_bytes = size;
 	return 0;
 }
 
@@ -470,6 +512,11 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		st->volume_bytes += vrs[i].delta_bytes;
 		st->files += vrs[i].delta_files;
 	}
+	if (w.monitor_pid > 0) {
+		r = send_log(c, &p, &w, mig_dir, st, e);
+		if (r < 0)
+			goto fail;
+	}
 	st->t_transferred = now_ms();
 
 	keepalive_start(&ka, &p.conn, lease / 3);
@@ -541,10 +588,21 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	msg_free(&m);
 	st->bytes_sent = p.conn.bytes_out;
 	fault_point("before-destroy");
+	if (w.monitor_pid > 0) {
+		/* its log goes on on the destination: this monitor writes no more */
+		struct error me = { 0 };
+		if (monitor_release(c->cfg.root, w.id, &me) < 0)
+			log_warn("%s (it exits when the frozen copy is removed)", me.msg);
+	}
 	r = drv->destroy(c, &w, e);
 	if (r < 0) {
 		error_wrap(e, "%s runs on %s, but removing the frozen source copy failed", w.label, p.name);
 		goto out;
+	}
+	if (w.monitor_pid > 0) {
+		char lp[PATH_MAX];
+		monitor_path(c->cfg.root, w.id, "log", lp, sizeof(lp));
+		unlink(lp); /* it lives on on the destination */
 	}
 	{
 		struct error tmp = { 0 };
@@ -572,9 +630,13 @@ fail:
 	st->bytes_sent = p.conn.bytes_out;
 	abort_migration(c, drv, &w, &p, connected && e->code != ECONNRESET && e->code != EPIPE, st, e);
 	{
-		/* keep the logs of a failed dump, drop the images */
+		/* keep the logs of a failed dump, drop the images (and the link to
+		 * the container's log, which its monitor goes on writing) */
 		struct error tmp = { 0 };
+		char ld[PATH_MAX + 16];
 		rm_rf(images, &tmp);
+		snprintf(ld, sizeof(ld), "%s/log", mig_dir);
+		rm_rf(ld, &tmp);
 	}
 	if (st->source_thawed)
 		log_info("%s keeps running on %s", w.label, c->cfg.name);
@@ -682,6 +744,7 @@ char *migrate_stats_json(const struct migrate_stats *st, const struct error *e)
 	json_object_set_new(j, "pages_final_zero", json_integer((json_int_t)st->img.pages_zero));
 	json_object_set_new(j, "compressed_batches", json_integer((json_int_t)st->z_compressed));
 	json_object_set_new(j, "batches", json_integer((json_int_t)st->z_batches));
+	json_object_set_new(j, "log_bytes", json_integer((json_int_t)st->log_bytes));
 	if (st->dest_pid)
 		json_object_set_new(j, "destination_pid", json_integer(st->dest_pid));
 	if (st->checked)

@@ -93,7 +93,8 @@ enum stream_area {
 	AREA_PROBE = 3,   /* bandwidth probe: discarded */
 	AREA_DELETED = 10, /* a file "deleted": NUL-separated bundle paths to remove (engine/rootfs.h) */
 	AREA_PAGES = 20,      /* pre-copy pages for the page store (transport/pages.h) */
-	AREA_PAGE_IMAGE = 21  /* one CRIU pages-N.img, rebuilt from the page store (transport/pages.h) */
+	AREA_PAGE_IMAGE = 21, /* one CRIU pages-N.img, rebuilt from the page store (transport/pages.h) */
+	AREA_LOG = 112     /* the log of a monitored container (`cmt run`): one file "ID.log" */
 };
 
 struct frame {
