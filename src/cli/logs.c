@@ -129,7 +129,7 @@ int cmd_logs(struct ctx *c, int argc, char **argv)
 		fflush(stderr);
 		/* the monitor has exited (the container ended or moved): read what is
 		 * left once more, then stop */
-		if (!monitor_alive(c->cfg.root, id)) {
+		if (!monitor_find(c->cfg.root, id)) {
 			k = read(fd, buf + len, cap - len);
 			if (k > 0) {
 				len += (size_t)k;

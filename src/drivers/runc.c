@@ -184,7 +184,7 @@ static int runc_inspect(struct ctx *c, const char *name, struct workload *w, str
 	if (r < 0)
 		return error_wrap(e, "bad config.json of container %s", name);
 	/* started by `cmt run`: its output goes to a log that moves with it */
-	w->monitor_pid = monitor_alive(c->cfg.root, name);
+	w->monitor_pid = monitor_find(c->cfg.root, name);
 	return 0;
 }
 

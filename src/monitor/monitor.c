@@ -104,6 +104,39 @@ pid_t monitor_alive(const char *root, const char *id)
 	return pid > 0 ? (pid_t)pid : 0;
 }
 
+pid_t monitor_find(const char *root, const char *id)
+{
+	char p[PATH_MAX], *txt = NULL, cl[PATH_MAX];
+	struct error e = { 0 };
+	long pid = 0;
+	int fd;
+
+	if (monitor_path(root, id, "pid", p, sizeof(p)) < 0 || read_file(p, 64, &txt, NULL, &e) < 0)
+		return 0;
+	pid = strtol(txt, NULL, 10);
+	free(txt);
+	if (pid <= 1)
+		return 0;
+	/* its command line: cmt ... monitor --run|--adopt ID ... */
+	snprintf(p, sizeof(p), "/proc/%ld/cmdline", pid);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t k = read(fd, cl, sizeof(cl) - 1);
+	close(fd);
+	if (k <= 0)
+		return 0;
+	cl[k] = 0;
+	bool mon = false, named = false;
+	for (char *a = cl; a < cl + k; a += strlen(a) + 1) {
+		if (!strcmp(a, "monitor"))
+			mon = true;
+		else if (mon && !strcmp(a, id))
+			named = true;
+	}
+	return mon && named ? (pid_t)pid : 0;
+}
+
 int monitor_drain(const char *root, const char *id, uint64_t *ret_size, struct error *e)
 {
 	char ans[128];
@@ -270,6 +303,7 @@ struct mon {
 	size_t wlen, wcap;
 	bool write_failed;
 	bool owns;                 /* the socket and pid file are this process's */
+	uint64_t bytes_read;       /* from the pipes, in all */
 };
 
 static void mlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -344,6 +378,7 @@ static int read_pipe(struct mon *m, int i)
 		return 0;
 	k = read(m->pfd[i], buf, sizeof(buf));
 	if (k > 0) {
+		m->bytes_read += (uint64_t)k;
 		if (log_asm_feed(&m->as[i], buf, (size_t)k, emit, m) < 0)
 			mlog("out of memory: output dropped");
 		return 1;
@@ -413,6 +448,7 @@ static bool on_command(struct mon *m)
 		reply(fd, "ok %d", (int)getpid());
 	} else if (!strcmp(cmd, "drain")) {
 		/* The container is frozen: what is in the pipes is all there is. */
+		uint64_t before = m->bytes_read;
 		for (int i = 0; i < 2; i++)
 			while (read_pipe(m, i) > 0)
 				;
@@ -426,7 +462,8 @@ static bool on_command(struct mon *m)
 			reply(fd, "err cannot write the log %s", m->log_path);
 		else
 			reply(fd, "ok %lld", (long long)st.st_size);
-		mlog("drained: log %s is %lld bytes", m->log_path, (long long)st.st_size);
+		mlog("drained: %llu bytes were left in the pipes; the log %s is %lld bytes",
+		     (unsigned long long)(m->bytes_read - before), m->log_path, (long long)st.st_size);
 	} else if (!strcmp(cmd, "release")) {
 		reply(fd, "ok");
 		mlog("released: container %s moved away; exiting", m->id);
@@ -468,6 +505,11 @@ static int mon_loop(struct mon *m)
 			mlog("poll: %s", strerror(errno));
 			break;
 		}
+		/* commands first: a drain reads the pipes itself, to their end */
+		if ((pf[0].revents & POLLIN) && on_command(m)) {
+			mon_cleanup(m);
+			return 0;
+		}
 		for (int i = 0; i < 2; i++)
 			if (pf[2 + i].revents)
 				read_pipe(m, i);
@@ -483,10 +525,6 @@ static int mon_loop(struct mon *m)
 					return 0;
 				}
 			}
-		}
-		if ((pf[0].revents & POLLIN) && on_command(m)) {
-			mon_cleanup(m);
-			return 0;
 		}
 	}
 	flush_log(m);
@@ -519,7 +557,9 @@ static int mon_setup(struct mon *m, bool truncate, struct error *e)
 	if (monitor_path(m->c->cfg.root, m->id, "pid", m->pid_path, sizeof(m->pid_path)) < 0 ||
 	    monitor_path(m->c->cfg.root, m->id, "log", m->log_path, sizeof(m->log_path)) < 0)
 		return error_set(e, ENAMETOOLONG, "container ID too long");
-	pid_t other = monitor_alive(m->c->cfg.root, m->id);
+	pid_t other = monitor_find(m->c->cfg.root, m->id);
+	if (other <= 0)
+		other = monitor_alive(m->c->cfg.root, m->id);
 	if (other > 0)
 		return error_set(e, EEXIST, "a monitor of container %s already runs here (pid %d)", m->id, (int)other);
 	unlink(sa.sun_path); /* a dead monitor's */

@@ -25,6 +25,10 @@ int monitor_path(const char *root, const char *id, const char *what, char *out, 
 /* The pid of the live monitor of container id (it answers on its socket),
  * 0 when there is none. */
 pid_t monitor_alive(const char *root, const char *id);
+/* The pid of container id's monitor process from its pid file when that
+ * process is alive and is a cmt monitor of id, whether it answers or not
+ * (a stopped monitor must not make the container look unmonitored). */
+pid_t monitor_find(const char *root, const char *id);
 int monitor_drain(const char *root, const char *id, uint64_t *ret_size, struct error *e);
 int monitor_release(const char *root, const char *id, struct error *e);
 
