@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,11 +269,24 @@ static int runc_destroy(struct ctx *c, struct workload *w, struct error *e)
 {
 	int r;
 
+	/* A container of `cmt run` whose log goes on on the destination: its
+	 * monitor here writes no more (it exits at once) and the log goes. */
+	pid_t mp = monitor_find(c->cfg.root, w->id);
+	if (mp > 0) {
+		struct error me = { 0 };
+		if (monitor_release(c->cfg.root, w->id, &me) < 0)
+			log_warn("%s (it exits when the frozen copy is removed)", me.msg);
+	}
 	/* `runc delete --force` kills a paused container too. */
 	r = runc_simple(c, w, "delete", "--force", "remove", e);
 	if (r < 0)
 		return r;
 	w->frozen = false;
+	if (mp > 0) {
+		char lp[PATH_MAX];
+		monitor_path(c->cfg.root, w->id, "log", lp, sizeof(lp));
+		unlink(lp);
+	}
 	/* A bundle cmt itself received earlier is cmt's to delete; any other
 	 * bundle belongs to the user and stays. */
 	char mine[PATH_MAX + 16];
@@ -389,8 +403,18 @@ static int runc_undo_restore(struct ctx *c, struct restore_req *rq, struct error
 	struct run_result rr;
 	int r;
 
+	/* a monitor started for this restore (the container came with its
+	 * log): its copy never ran, so it goes with the log it was given */
+	pid_t mp = monitor_find(c->cfg.root, rq->id);
+	if (mp > 0)
+		kill(mp, SIGTERM);
 	if (runc_cmd(c, &rr, NULL, 0, e, "delete", "--force", rq->id, NULL) == 0)
 		run_result_free(&rr);
+	if (mp > 0) {
+		char lp[PATH_MAX];
+		monitor_path(c->cfg.root, rq->id, "log", lp, sizeof(lp));
+		unlink(lp);
+	}
 	r = rm_rf(rq->bundle, e);
 	return r;
 }

@@ -588,21 +588,12 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	msg_free(&m);
 	st->bytes_sent = p.conn.bytes_out;
 	fault_point("before-destroy");
-	if (w.monitor_pid > 0) {
-		/* its log goes on on the destination: this monitor writes no more */
-		struct error me = { 0 };
-		if (monitor_release(c->cfg.root, w.id, &me) < 0)
-			log_warn("%s (it exits when the frozen copy is removed)", me.msg);
-	}
+	/* (a `cmt run` container: the driver also releases its monitor here
+	 * and removes the log, which goes on on the destination) */
 	r = drv->destroy(c, &w, e);
 	if (r < 0) {
 		error_wrap(e, "%s runs on %s, but removing the frozen source copy failed", w.label, p.name);
 		goto out;
-	}
-	if (w.monitor_pid > 0) {
-		char lp[PATH_MAX];
-		monitor_path(c->cfg.root, w.id, "log", lp, sizeof(lp));
-		unlink(lp); /* it lives on on the destination */
 	}
 	{
 		struct error tmp = { 0 };

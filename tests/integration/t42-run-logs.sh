@@ -4,8 +4,10 @@
 # `cmt migrate` a monitor on the destination takes over and the log goes on
 # there with no line lost or repeated (the workload numbers its lines), also
 # when the pipes still hold output at the moment of the dump. A failed
-# migration leaves the source's monitor logging on and nothing on the
-# destination. A container that asks for a terminal is refused.
+# migration (a cut, a dead agent) leaves the source's monitor logging on and,
+# after recovery, nothing on the destination; a source killed after the
+# commit has its monitor released by `cmt recover`. A container that asks for
+# a terminal is refused.
 # LAB_* come from the lab's env file; single quotes keep $ for the shells in the hosts:
 # shellcheck disable=SC2154,SC2016
 set -u
@@ -142,6 +144,21 @@ n=$(out_lines h1)
 if wait_until 10 lines_ge h1 $((n + 100)); then ok "the log on h1 goes on growing"; else fail "the log on h1 goes on growing"; fi
 check_log h1 "h1 after the failed migration"
 
+# --- the agent dies after the restore: recovery on h2 removes its monitor and log ---------
+echo "agent after-restore kill" >"$LAB_DIR/h2/cmt/faults"
+migrate_from h1 "$ct" --to h2
+is "$MIG_RC" 1 "a migration whose agent dies after the restore exits 1"
+is "$(runc_status h1 "$ct")" running "$ct runs on h1 again"
+is "$(mon_pid h1)" "$mon1" "the same monitor (pid $mon1) still owns it"
+on h2 "$CMT" recover >"$work/recover.out" 2>&1
+diag "cmt recover on h2: $(cat "$work/recover.out")"
+is "$(on h2 runc list -q)" "" "after cmt recover on h2, h2 has no container"
+is "$(monitor_pids h2)" "" "nor a monitor"
+check "nor a log of $ct" test ! -e "$LAB_DIR/h2/cmt/logs/$ct.log"
+n=$(out_lines h1)
+if wait_until 10 lines_ge h1 $((n + 100)); then ok "the log on h1 goes on growing"; else fail "the log on h1 goes on growing"; fi
+check_log h1 "h1 after the agent died"
+
 # --- h1 -> h2 ----------------------------------------------------------------------------
 n=$(out_lines h1)
 migrate_from h1 "$ct" --to h2
@@ -219,3 +236,18 @@ else
 fi
 check "what cmt logs -f printed is 1..N ($(wc -l <"$work/follow.out") lines)" seq_intact "$work/follow.out"
 check "and it covers the lines h1 had before the first move" test "$(wc -l <"$work/follow.out")" -ge 200
+
+# --- h1 -> h2, the source cmt killed after DONE: cmt recover on h1 releases its monitor ----
+echo "source before-destroy kill" >"$LAB_DIR/h1/cmt/faults"
+migrate_from h1 "$ct" --to h2
+is "$MIG_RC" 137 "a source killed before removing its frozen copy exits 137"
+is "$(runc_status h2 "$ct")" running "$ct runs on h2"
+is "$(monitor_pids h1)" "$mon3" "h1's monitor waits, not released yet"
+on h1 "$CMT" recover >"$work/recover.out" 2>&1
+diag "cmt recover on h1: $(cat "$work/recover.out")"
+is "$(on h1 runc list -q)" "" "after cmt recover on h1, the frozen copy is gone"
+is "$(monitor_pids h1)" "" "h1's monitor has exited"
+check "h1 keeps no log of $ct" test ! -e "$LAB_DIR/h1/cmt/logs/$ct.log"
+n=$(out_lines h2)
+if wait_until 10 lines_ge h2 $((n + 100)); then ok "the log on h2 goes on growing"; else fail "the log on h2 goes on growing"; fi
+check_log h2 "h2 after the recovered migration"
