@@ -124,6 +124,20 @@ check_log h1 "h1"
 out=$(on h1 "$CMT" run --name "$ct" "$work/$ct" 2>&1)
 is "$?" 1 "a second cmt run of the same name is refused"
 
+# --- a container whose stdout is someone else's pipe: the check warns ---------------------
+make_bundle "$work/pp" h1 sh -c 'while :; do echo x; sleep 1; done' || bail "make_bundle failed"
+on h1 sh -c "cd '$work/pp' && runc run -d pp-$$ </dev/null 2>&1 | cat >/dev/null &"
+at_exit "on h1 runc delete --force pp-$$ >/dev/null 2>&1"
+pp_runs() { [ "$(runc_status h1 "pp-$$")" = running ]; }
+wait_until 10 pp_runs || bail "pp-$$ did not start"
+out=$(on h1 "$CMT" check "pp-$$" --to h2 --rsh "ssh -F $LAB_SSH_CONFIG" --remote-cmt "$CMT" --json 2>/dev/null)
+check "cmt check warns that a pipe no cmt monitor owns loses its output" "$PY" -c '
+import json, sys
+d = json.loads(sys.argv[1])
+c = [c for c in d["checks"] if c["name"] == "workload-stdio"]
+assert c and c[0]["status"] == "warn" and "no cmt monitor" in c[0]["detail"] and "cmt run" in c[0]["hint"], c' "$out"
+on h1 runc delete --force "pp-$$"
+
 # --- a failed migration: the source's monitor logs on -------------------------------------
 echo "source after-restored cut" >"$LAB_DIR/h1/cmt/faults"
 migrate_from h1 "$ct" --to h2
@@ -163,7 +177,9 @@ check_log h1 "h1 after the agent died"
 n=$(out_lines h1)
 migrate_from h1 "$ct" --to h2
 is "$MIG_RC" 0 "cmt migrate $ct --to h2 exits 0"
-jtest "JSON: ok, log_bytes > 0" 'd["result"] == "ok" and d["log_bytes"] > 0'
+jtest "JSON: ok, log_bytes > 0" 'd["result"] == "ok" and d["log_bytes"] > 0' \
+	"JSON: the workload-stdio check passes, naming the monitor" \
+	'[c for c in d["checks"] if c["name"] == "workload-stdio" and c["status"] == "pass" and "cmt monitor" in c["detail"]]'
 is "$(runc_status h2 "$ct")" running "$ct runs on h2"
 is "$(on h1 runc list -q)" "" "$ct is gone from h1"
 is "$(monitor_pids h1)" "" "h1's monitor has exited"
