@@ -403,6 +403,15 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		error_hint(e, "install this cmt (%s) on %s, or use --mode cold", CMT_VERSION, p.name);
 		goto fail_nohook;
 	}
+	if (w.monitor_pid > 0 && p.peer_minor < PROTO_MINOR_LOG) {
+		/* its output would go nowhere there: refuse before anything is frozen */
+		r = error_set(e, ENOTSUP, "%s speaks protocol %u.%u (%s), which cannot take the log of %s (started by `cmt "
+					  "run`: a cmt monitor owns its output)",
+			      p.name, p.peer_major, p.peer_minor, p.peer_software, w.label);
+		error_host(e, p.name);
+		error_hint(e, "install this cmt (%s) on %s", CMT_VERSION, p.name);
+		goto fail_nohook;
+	}
 	snprintf(st->mode, sizeof(st->mode), "%s", mode_name(mode));
 	p.conn.max_bps = o->max_bandwidth_bps;
 

@@ -13,8 +13,9 @@
 #include "util/error.h"
 
 #define PROTO_MAJOR 1
-#define PROTO_MINOR 1 /* 1.1: page streams (AREA_PAGES, AREA_PAGE_IMAGE, A_NAME), mode precopy */
+#define PROTO_MINOR 2 /* 1.1: page streams (AREA_PAGES, AREA_PAGE_IMAGE, A_NAME), mode precopy; 1.2: AREA_LOG */
 #define PROTO_MINOR_PAGES 1 /* the first minor version with page streams */
+#define PROTO_MINOR_LOG 2   /* the first with AREA_LOG (the log of a `cmt run` container) */
 #define PROTO_HELLO_MAGIC 0x434d5450u /* "CMTP" */
 #define PROTO_HDR_SIZE 16
 #define PROTO_FRAME_MAGIC 0xCA
