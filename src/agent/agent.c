@@ -49,6 +49,7 @@ struct session {
 	/* a monitored container (`cmt run` on the source): its log came in an
 	 * AREA_LOG stream; after the restore a monitor here owns its pipes */
 	bool log_received, log_placed;
+	char log_error[512];      /* a log stream that could not be used: RESTORE fails with this */
 	pid_t monitor_pid;
 };
 
@@ -278,6 +279,78 @@ static int apply_deletions(struct session *s, const char *dir, struct error *e)
 	return r;
 }
 
+/* Appends the file 'from' to the file 'to'. */
+static int append_file(const char *from, const char *to, struct error *e)
+{
+	int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, r = 0;
+	char buf[65536];
+
+	if (in < 0)
+		return error_errno(e, errno, "cannot open %s", from);
+	out = open(to, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (out < 0) {
+		r = error_errno(e, errno, "cannot open %s", to);
+		close(in);
+		return r;
+	}
+	for (;;) {
+		ssize_t k = read(in, buf, sizeof(buf));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			if (k < 0)
+				r = error_errno(e, errno, "cannot read %s", from);
+			break;
+		}
+		for (ssize_t off = 0; off < k;) {
+			ssize_t w = write(out, buf + off, (size_t)(k - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				r = error_errno(e, errno, "cannot write %s", to);
+				goto done;
+			}
+			off += w;
+		}
+	}
+done:
+	close(in);
+	close(out);
+	return r;
+}
+
+/* A log stream (area 112) carries ID.log (the log up to now: the pre-copy
+ * while the container runs, or all of it) or ID.log.tail (what the log
+ * grew by until the drain, appended to the ID.log received before).  What
+ * cannot be used makes the RESTORE fail, with why. */
+static void take_log(struct session *s, const char *in, const char *dir)
+{
+	char whole[PATH_MAX * 2], tail[PATH_MAX * 2], to[PATH_MAX * 2];
+	struct error e = { 0 };
+	struct stat sb;
+
+	snprintf(whole, sizeof(whole), "%s/%s.log", in, s->rq.id);
+	snprintf(tail, sizeof(tail), "%s/%s.log.tail", in, s->rq.id);
+	snprintf(to, sizeof(to), "%s/%s.log", dir, s->rq.id);
+	if (lstat(whole, &sb) == 0 && S_ISREG(sb.st_mode)) {
+		if (rename(whole, to) < 0)
+			error_errno(&e, errno, "cannot keep the log of container %s", s->rq.id);
+	} else if (lstat(tail, &sb) == 0 && S_ISREG(sb.st_mode)) {
+		if (!path_exists(to))
+			error_set(&e, EPROTO, "protocol error: the end of the log of container %s came without its beginning",
+				  s->rq.id);
+		else
+			append_file(tail, to, &e);
+	} else {
+		error_set(&e, EPROTO, "protocol error: a log stream of container %s without %s.log or %s.log.tail",
+			  s->rq.id, s->rq.id, s->rq.id);
+	}
+	if (e.code && !s->log_error[0])
+		snprintf(s->log_error, sizeof(s->log_error), "%s", e.msg);
+	s->log_received = true;
+	rm_rf(in, &e);
+}
+
 static int on_stream(struct session *s, const struct frame *f, struct error *e, bool *reported)
 {
 	struct msg m;
@@ -316,8 +389,9 @@ static int on_stream(struct session *s, const struct frame *f, struct error *e, 
 	}
 	char deleted_dir[PATH_MAX + 32];
 	snprintf(deleted_dir, sizeof(deleted_dir), "%s/deleted-recv", s->rq.work_dir);
-	char log_dir[PATH_MAX + 32];
+	char log_dir[PATH_MAX + 32], log_in[PATH_MAX + 32];
 	snprintf(log_dir, sizeof(log_dir), "%s/log-recv", s->rq.work_dir);
+	snprintf(log_in, sizeof(log_in), "%s/log-in", s->rq.work_dir);
 	if (s->prepared && area == AREA_IMAGES) {
 		dest = s->rq.images_dir;
 		fault_set_phase("frozen"); /* the images come once the workload is frozen */
@@ -337,15 +411,15 @@ static int on_stream(struct session *s, const struct frame *f, struct error *e, 
 		}
 	} else if (s->prepared && area == AREA_LOG && s->drv->kind == KIND_RUNC) {
 		struct error tmp = { 0 };
-		rm_rf(log_dir, &tmp);
-		if (mkdir_p(log_dir, 0700, &tmp) < 0) {
+		rm_rf(log_in, &tmp);
+		if (mkdir_p(log_in, 0700, &tmp) < 0 || mkdir_p(log_dir, 0700, &tmp) < 0) {
 			struct error de = { 0 };
 			if (drain_stream(s, f, &de) == -ECANCELED)
 				return -ECANCELED;
 			*e = tmp;
 			return -e->code;
 		}
-		dest = log_dir;
+		dest = log_in;
 	} else if (s->prepared && area == AREA_DELETED && s->drv->kind == KIND_RUNC) {
 		struct error tmp = { 0 };
 		rm_rf(deleted_dir, &tmp);
@@ -372,15 +446,8 @@ static int on_stream(struct session *s, const struct frame *f, struct error *e, 
 		error_host(e, s->c->cfg.name);
 	else if (area == AREA_DELETED)
 		s->deletions_pending = true;
-	else if (area == AREA_LOG) {
-		char lp[PATH_MAX * 2];
-		struct stat sb;
-		snprintf(lp, sizeof(lp), "%s/%s.log", log_dir, s->rq.id);
-		if (lstat(lp, &sb) < 0 || !S_ISREG(sb.st_mode))
-			return error_set(e, EPROTO, "protocol error: the log stream of container %s has no file %s.log",
-					 s->rq.id, s->rq.id);
-		s->log_received = true;
-	}
+	else if (area == AREA_LOG)
+		take_log(s, log_in, log_dir);
 	return r;
 }
 
@@ -463,6 +530,8 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 		if (r < 0)
 			return r;
 	}
+	if (s->log_error[0])
+		return error_set(e, EPROTO, "%s", s->log_error);
 	dest_journal(s, J_DEST_RESTORED);
 	fault_point("before-restore");
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 };

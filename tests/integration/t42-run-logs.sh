@@ -177,7 +177,9 @@ check_log h1 "h1 after the agent died"
 n=$(out_lines h1)
 migrate_from h1 "$ct" --to h2 --mode precopy
 is "$MIG_RC" 0 "cmt migrate $ct --to h2 --mode precopy exits 0"
-jtest "JSON: ok, log_bytes > 0" 'd["result"] == "ok" and d["log_bytes"] > 0 and d["mode"] == "precopy"' \
+jtest "JSON: ok, precopy" 'd["result"] == "ok" and d["mode"] == "precopy"' \
+	"JSON: the log travelled mostly before the freeze (log_precopy_bytes > 0), the rest after (log_bytes > 0)" \
+	'd["log_precopy_bytes"] > 0 and d["log_bytes"] > 0' \
 	"JSON: the workload-stdio check passes, naming the monitor" \
 	'[c for c in d["checks"] if c["name"] == "workload-stdio" and c["status"] == "pass" and "cmt monitor" in c["detail"]]'
 is "$(runc_status h2 "$ct")" running "$ct runs on h2"
