@@ -684,6 +684,8 @@ int monitor_main(struct ctx *c, int argc, char **argv)
 		r = mon_start_container(&m, argv[3], &e);
 	if (r < 0) {
 		mlog("%s", e.msg);
+		if (run && m.owns)
+			unlink(m.log_path); /* the container never ran: no log */
 		mon_cleanup(&m);
 		if (status) {
 			fprintf(status, "err %s\n", e.msg);

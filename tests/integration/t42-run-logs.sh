@@ -47,7 +47,8 @@ assert not bad, "%d bad records, e.g. %r" % (len(bad), bad[0])
 print(len(lines) - 1)
 PY
 }
-monitor_pids() { on "$1" pgrep -f "[m]onitor --(run|adopt) $ct( |\$)" | tr '\n' ' ' | sed 's/ $//'; }
+monitor_pids_of() { on "$1" pgrep -f "[m]onitor --(run|adopt) $2( |\$)" | tr '\n' ' ' | sed 's/ $//'; }
+monitor_pids() { monitor_pids_of "$1" "$ct"; }
 mon_pid() { cat "$LAB_DIR/$1/cmt/monitors/$ct.pid" 2>/dev/null; }
 # pipe_bytes HOST PID FD: bytes waiting in the pipe that is fd FD of PID on HOST
 pipe_bytes() {
@@ -97,6 +98,15 @@ case $out in
 *) fail "and says it needs \"terminal\": false" "$out" ;;
 esac
 is "$(on h1 runc list -q)" "" "no container was started"
+make_bundle "$work/nox" h1 /bin/nonexistent || bail "make_bundle failed"
+out=$(on h1 "$CMT" run --name "nox-$$" "$work/nox" 2>&1)
+rc=$?
+is "$rc" 1 "cmt run of a container whose program does not exist exits 1"
+case $out in
+*"runc cannot start container nox-$$"*"/bin/nonexistent"*) ok "and quotes runc's reason" ;;
+*) fail "and quotes runc's reason" "$out" ;;
+esac
+is "$(monitor_pids_of h1 "nox-$$")$(ls "$LAB_DIR/h1/cmt/logs")" "" "no monitor and no log are left"
 out=$(on h1 "$CMT" logs "nothere-$$" 2>&1)
 rc=$?
 is "$rc" 1 "cmt logs of an unknown container exits 1"
