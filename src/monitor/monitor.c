@@ -170,6 +170,8 @@ static void __attribute__((noreturn)) exec_monitor(struct ctx *c, const char *id
 		_exit(127);
 	exe[k] = 0;
 	setsid();
+	if (chdir("/") < 0) /* pins no directory of the caller's */
+		_exit(127);
 	fd = open("/dev/null", O_RDWR);
 	if (fd < 0 || dup2(fd, 0) < 0 || dup2(fd, 1) < 0)
 		_exit(127);
