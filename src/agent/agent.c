@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +96,20 @@ static void rollback(struct session *s)
 	if (s->monitor_pid > 0) {
 		/* its copy never ran: it wrote nothing; it goes, and the log it got */
 		kill(s->monitor_pid, SIGTERM);
-		waitpid(s->monitor_pid, NULL, 0);
+		double t0 = now_ms();
+		while (waitpid(s->monitor_pid, NULL, WNOHANG) == 0) {
+			if (now_ms() - t0 > 2000) { /* stopped or stuck */
+				kill(s->monitor_pid, SIGKILL);
+				waitpid(s->monitor_pid, NULL, 0);
+				char p[PATH_MAX];
+				monitor_path(s->c->cfg.root, s->rq.id, "sock", p, sizeof(p));
+				unlink(p);
+				monitor_path(s->c->cfg.root, s->rq.id, "pid", p, sizeof(p));
+				unlink(p);
+				break;
+			}
+			poll(NULL, 0, 10);
+		}
 		s->monitor_pid = 0;
 	}
 	if (s->log_placed) {
