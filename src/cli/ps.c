@@ -66,7 +66,7 @@ int cmd_ps(struct ctx *c, int argc, char **argv)
 			json_object_set(x, "pid", json_object_get(it, "pid"));
 			json_object_set(x, "bundle", json_object_get(it, "bundle"));
 			const char *id = json_string_value(json_object_get(it, "id"));
-			pid_t mp = id ? monitor_alive(c->cfg.root, id) : 0;
+			pid_t mp = id ? monitor_find(c->cfg.root, id) : 0;
 			json_object_set_new(x, "monitor", mp > 0 ? json_integer(mp) : json_null());
 			json_array_append_new(out, x);
 		}
@@ -81,7 +81,7 @@ int cmd_ps(struct ctx *c, int argc, char **argv)
 		json_array_foreach(list, i, it)
 		{
 			const char *id = json_string_value(json_object_get(it, "id"));
-			pid_t mp = id ? monitor_alive(c->cfg.root, id) : 0;
+			pid_t mp = id ? monitor_find(c->cfg.root, id) : 0;
 			char mon[16] = "-";
 			if (mp > 0)
 				snprintf(mon, sizeof(mon), "%d", (int)mp);
