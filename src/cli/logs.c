@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "monitor/logfmt.h"
 #include "monitor/monitor.h"
+#include "util/fs.h"
 #include "util/log.h"
 
 const char help_logs[] =
@@ -98,8 +99,15 @@ int cmd_logs(struct ctx *c, int argc, char **argv)
 		return usage_error("logs", "invalid container ID '%s'", id);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
+		char mp[PATH_MAX], *to = NULL;
+		struct error tmp = { 0 };
 		error_errno(&e, errno, "no log for container %s on %s (%s)", id, c->cfg.name, path);
-		error_hint(&e, "only containers started with `cmt run` (or moved here by `cmt migrate`) have a log");
+		if (monitor_path(c->cfg.root, id, "moved", mp, sizeof(mp)) == 0 && read_file(mp, 256, &to, NULL, &tmp) == 0 &&
+		    to[0])
+			error_hint(&e, "container %s moved to %s with its log: run `cmt logs %s` there", id, to, id);
+		else
+			error_hint(&e, "only containers started with `cmt run` (or moved here by `cmt migrate`) have a log");
+		free(to);
 		error_print(&e);
 		return EXIT_FAIL;
 	}

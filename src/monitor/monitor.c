@@ -574,6 +574,11 @@ static int mon_setup(struct mon *m, bool truncate, struct error *e)
 	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	if ((r = write_file_atomic(m->pid_path, pid, strlen(pid), 0600, e)) < 0)
 		return r;
+	{
+		char mp[PATH_MAX];
+		if (monitor_path(m->c->cfg.root, m->id, "moved", mp, sizeof(mp)) == 0)
+			unlink(mp); /* the container is here (again) */
+	}
 	m->log_fd = open(m->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0600);
 	if (m->log_fd < 0)
 		return error_errno(e, errno, "cannot open the log %s", m->log_path);

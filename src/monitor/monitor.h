@@ -20,7 +20,8 @@
 #include "engine/context.h"
 #include "util/error.h"
 
-/* <root>/logs/ID.log ("log"), <root>/monitors/ID.sock, .pid, .err */
+/* <root>/logs/ID.log ("log"), <root>/monitors/ID.sock, .pid, .err, .runc
+ * (runc's own log), .moved (the host the container and its log went to) */
 int monitor_path(const char *root, const char *id, const char *what, char *out, size_t n);
 /* The pid of the live monitor of container id (it answers on its socket),
  * 0 when there is none. */
