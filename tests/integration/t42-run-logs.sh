@@ -7,7 +7,8 @@
 # migration (a cut, a dead agent) leaves the source's monitor logging on and,
 # after recovery, nothing on the destination; a source killed after the
 # commit has its monitor released by `cmt recover`. A container that asks for
-# a terminal is refused.
+# a terminal is refused, one whose stdout is a host file too (the
+# workload-files check), and a pipe no monitor owns gets a warning.
 # LAB_* come from the lab's env file; single quotes keep $ for the shells in the hosts:
 # shellcheck disable=SC2154,SC2016
 set -u
@@ -151,6 +152,20 @@ c = [c for c in d["checks"] if c["name"] == "workload-stdio"]
 assert c and c[0]["status"] == "warn" and "no cmt monitor" in c[0]["detail"] and "cmt run" in c[0]["hint"], c' "$out"
 on h1 runc delete --force "pp-$$"
 
+# --- a container whose stdout is a host file is refused, pointing at cmt run -----------------
+on h1 sh -c "cd '$work/pp' && exec runc run -d hf-$$ </dev/null >'$work/hostfile' 2>&1"
+at_exit "on h1 runc delete --force hf-$$ >/dev/null 2>&1"
+hf_runs() { [ "$(runc_status h1 "hf-$$")" = running ]; }
+wait_until 10 hf_runs || bail "hf-$$ did not start"
+migrate_from h1 "hf-$$" --to h2
+is "$MIG_RC" 1 "cmt migrate of a container whose stdout is a host file exits 1"
+case $MIG_ERR in
+*"workload-files"*"cmt run"*) ok "the workload-files check refuses it and points at cmt run" ;;
+*) fail "the workload-files check refuses it and points at cmt run" "$MIG_ERR" ;;
+esac
+is "$(runc_status h1 "hf-$$")" running "and it keeps running on h1"
+on h1 runc delete --force "hf-$$"
+
 # --- a failed migration: the source's monitor logs on -------------------------------------
 echo "source after-restored cut" >"$LAB_DIR/h1/cmt/faults"
 migrate_from h1 "$ct" --to h2
@@ -198,6 +213,7 @@ jtest "JSON: ok, precopy" 'd["result"] == "ok" and d["mode"] == "precopy"' \
 is "$(runc_status h2 "$ct")" running "$ct runs on h2"
 is "$(on h1 runc list -q)" "" "$ct is gone from h1"
 is "$(monitor_pids h1)" "" "h1's monitor has exited"
+is "$(marker_pids h1 "$pat")" "" "the workload's processes are gone from h1"
 check "h1 keeps no log of $ct" test ! -e "$LAB_DIR/h1/cmt/logs/$ct.log"
 mon2=$(mon_pid h2)
 is "$(monitor_pids h2)" "$mon2" "a monitor of $ct runs on h2 (pid $mon2)"
