@@ -29,6 +29,7 @@ struct workload {
 	bool tcp_established;      /* has established TCP connections: dump/restore with TCP repair */
 	bool frozen;
 	pid_t monitor_pid;         /* runc: the cmt monitor that owns its stdio (`cmt run`), 0 if none */
+	char moved_to[256];        /* destroy after a commit: the destination (for `cmt logs` here) */
 	/* runc: bind mounts and their policies (engine/volumes.h), malloc'ed */
 	struct volume *vols;
 	int nvols;

@@ -286,6 +286,11 @@ static int runc_destroy(struct ctx *c, struct workload *w, struct error *e)
 		char lp[PATH_MAX];
 		monitor_path(c->cfg.root, w->id, "log", lp, sizeof(lp));
 		unlink(lp);
+		if (w->moved_to[0] && monitor_path(c->cfg.root, w->id, "moved", lp, sizeof(lp)) == 0) {
+			/* for `cmt logs` here: where the log went */
+			struct error tmp = { 0 };
+			write_file_atomic(lp, w->moved_to, strlen(w->moved_to), 0600, &tmp);
+		}
 	}
 	/* A bundle cmt itself received earlier is cmt's to delete; any other
 	 * bundle belongs to the user and stays. */

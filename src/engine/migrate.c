@@ -679,17 +679,11 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	fault_point("before-destroy");
 	/* (a `cmt run` container: the driver also releases its monitor here
 	 * and removes the log, which goes on on the destination) */
+	snprintf(w.moved_to, sizeof(w.moved_to), "%s", p.name);
 	r = drv->destroy(c, &w, e);
 	if (r < 0) {
 		error_wrap(e, "%s runs on %s, but removing the frozen source copy failed", w.label, p.name);
 		goto out;
-	}
-	if (w.monitor_pid > 0) {
-		/* for `cmt logs` here: where the log went */
-		char mp[PATH_MAX + 16];
-		struct error tmp = { 0 };
-		monitor_path(c->cfg.root, w.id, "moved", mp, sizeof(mp));
-		write_file_atomic(mp, p.name, strlen(p.name), 0600, &tmp);
 	}
 	{
 		struct error tmp = { 0 };

@@ -297,6 +297,8 @@ diag "cmt recover on h1: $(cat "$work/recover.out")"
 is "$(on h1 runc list -q)" "" "after cmt recover on h1, the frozen copy is gone"
 is "$(monitor_pids h1)" "" "h1's monitor has exited"
 check "h1 keeps no log of $ct" test ! -e "$LAB_DIR/h1/cmt/logs/$ct.log"
+out=$(on h1 "$CMT" logs "$ct" 2>&1)
+case $out in *"moved to h2 with its log"*) ok "cmt logs on h1 says it moved to h2" ;; *) fail "cmt logs on h1 says it moved to h2" "$out" ;; esac
 n=$(out_lines h2)
 if wait_until 10 lines_ge h2 $((n + 100)); then ok "the log on h2 goes on growing"; else fail "the log on h2 goes on growing"; fi
 check_log h2 "h2 after the recovered migration"
