@@ -17,9 +17,12 @@ static const struct verb verbs[] = {
 	{ "check", cmd_check, "can this workload move to that host? (pre-migration checks)", help_check },
 	{ "hosts", cmd_hosts, "probe candidate hosts and rank the compatible ones", help_hosts },
 	{ "recover", cmd_recover, "finish or roll back migrations whose cmt died", help_recover },
+	{ "run", cmd_run, "start a container whose output a cmt monitor logs", help_run },
+	{ "logs", cmd_logs, "print the log of a container started by `cmt run`", help_logs },
 	{ "ps", cmd_ps, "list the containers of this host", help_ps },
 	{ "agent", cmd_agent, "the destination side (started by cmt through ssh)", help_agent },
 	{ "version", cmd_version, "print the versions of cmt, CRIU and runc", help_version },
+	{ "monitor", cmd_monitor, "(internal) owns a container's stdio; started by run and the agent", help_monitor },
 };
 
 static void usage(FILE *f)

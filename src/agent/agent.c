@@ -3,11 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent/pagestore.h"
@@ -20,6 +23,7 @@
 #include "engine/modes.h"
 #include "engine/rootfs.h"
 #include "engine/volumes.h"
+#include "monitor/monitor.h"
 #include "transport/proto.h"
 #include "transport/rsh.h"
 #include "transport/tree.h"
@@ -43,6 +47,11 @@ struct session {
 	char mig_dir[PATH_MAX];
 	struct restore_req rq;
 	struct pagestore ps;      /* pre-copied pages (precopy mode) */
+	/* a monitored container (`cmt run` on the source): its log came in an
+	 * AREA_LOG stream; after the restore a monitor here owns its pipes */
+	bool log_received, log_placed;
+	char log_error[512];      /* a log stream that could not be used: RESTORE fails with this */
+	pid_t monitor_pid;
 };
 
 static bool container_id_valid(const char *id)
@@ -84,6 +93,31 @@ static void rollback(struct session *s)
 
 	if (!s->prepared)
 		return;
+	if (s->monitor_pid > 0) {
+		/* its copy never ran: it wrote nothing; it goes, and the log it got */
+		kill(s->monitor_pid, SIGTERM);
+		double t0 = now_ms();
+		while (waitpid(s->monitor_pid, NULL, WNOHANG) == 0) {
+			if (now_ms() - t0 > 2000) { /* stopped or stuck */
+				kill(s->monitor_pid, SIGKILL);
+				waitpid(s->monitor_pid, NULL, 0);
+				char p[PATH_MAX];
+				monitor_path(s->c->cfg.root, s->rq.id, "sock", p, sizeof(p));
+				unlink(p);
+				monitor_path(s->c->cfg.root, s->rq.id, "pid", p, sizeof(p));
+				unlink(p);
+				break;
+			}
+			poll(NULL, 0, 10);
+		}
+		s->monitor_pid = 0;
+	}
+	if (s->log_placed) {
+		char lp[PATH_MAX];
+		monitor_path(s->c->cfg.root, s->rq.id, "log", lp, sizeof(lp));
+		unlink(lp);
+		s->log_placed = false;
+	}
 	if (s->restored || s->rq.bundle[0])
 		s->drv->undo_restore(s->c, &s->rq, &tmp);
 	error_clear(&tmp);
@@ -259,6 +293,78 @@ static int apply_deletions(struct session *s, const char *dir, struct error *e)
 	return r;
 }
 
+/* Appends the file 'from' to the file 'to'. */
+static int append_file(const char *from, const char *to, struct error *e)
+{
+	int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, r = 0;
+	char buf[65536];
+
+	if (in < 0)
+		return error_errno(e, errno, "cannot open %s", from);
+	out = open(to, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (out < 0) {
+		r = error_errno(e, errno, "cannot open %s", to);
+		close(in);
+		return r;
+	}
+	for (;;) {
+		ssize_t k = read(in, buf, sizeof(buf));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			if (k < 0)
+				r = error_errno(e, errno, "cannot read %s", from);
+			break;
+		}
+		for (ssize_t off = 0; off < k;) {
+			ssize_t w = write(out, buf + off, (size_t)(k - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				r = error_errno(e, errno, "cannot write %s", to);
+				goto done;
+			}
+			off += w;
+		}
+	}
+done:
+	close(in);
+	close(out);
+	return r;
+}
+
+/* A log stream (area 112) carries ID.log (the log up to now: the pre-copy
+ * while the container runs, or all of it) or ID.log.tail (what the log
+ * grew by until the drain, appended to the ID.log received before).  What
+ * cannot be used makes the RESTORE fail, with why. */
+static void take_log(struct session *s, const char *in, const char *dir)
+{
+	char whole[PATH_MAX * 2], tail[PATH_MAX * 2], to[PATH_MAX * 2];
+	struct error e = { 0 };
+	struct stat sb;
+
+	snprintf(whole, sizeof(whole), "%s/%s.log", in, s->rq.id);
+	snprintf(tail, sizeof(tail), "%s/%s.log.tail", in, s->rq.id);
+	snprintf(to, sizeof(to), "%s/%s.log", dir, s->rq.id);
+	if (lstat(whole, &sb) == 0 && S_ISREG(sb.st_mode)) {
+		if (rename(whole, to) < 0)
+			error_errno(&e, errno, "cannot keep the log of container %s", s->rq.id);
+	} else if (lstat(tail, &sb) == 0 && S_ISREG(sb.st_mode)) {
+		if (!path_exists(to))
+			error_set(&e, EPROTO, "protocol error: the end of the log of container %s came without its beginning",
+				  s->rq.id);
+		else
+			append_file(tail, to, &e);
+	} else {
+		error_set(&e, EPROTO, "protocol error: a log stream of container %s without %s.log or %s.log.tail",
+			  s->rq.id, s->rq.id, s->rq.id);
+	}
+	if (e.code && !s->log_error[0])
+		snprintf(s->log_error, sizeof(s->log_error), "%s", e.msg);
+	s->log_received = true;
+	rm_rf(in, &e);
+}
+
 static int on_stream(struct session *s, const struct frame *f, struct error *e, bool *reported)
 {
 	struct msg m;
@@ -297,6 +403,9 @@ static int on_stream(struct session *s, const struct frame *f, struct error *e, 
 	}
 	char deleted_dir[PATH_MAX + 32];
 	snprintf(deleted_dir, sizeof(deleted_dir), "%s/deleted-recv", s->rq.work_dir);
+	char log_dir[PATH_MAX + 32], log_in[PATH_MAX + 32];
+	snprintf(log_dir, sizeof(log_dir), "%s/log-recv", s->rq.work_dir);
+	snprintf(log_in, sizeof(log_in), "%s/log-in", s->rq.work_dir);
 	if (s->prepared && area == AREA_IMAGES) {
 		dest = s->rq.images_dir;
 		fault_set_phase("frozen"); /* the images come once the workload is frozen */
@@ -314,6 +423,17 @@ static int on_stream(struct session *s, const struct frame *f, struct error *e, 
 				return r;
 			}
 		}
+	} else if (s->prepared && area == AREA_LOG && s->drv->kind == KIND_RUNC) {
+		struct error tmp = { 0 };
+		rm_rf(log_in, &tmp);
+		if (mkdir_p(log_in, 0700, &tmp) < 0 || mkdir_p(log_dir, 0700, &tmp) < 0) {
+			struct error de = { 0 };
+			if (drain_stream(s, f, &de) == -ECANCELED)
+				return -ECANCELED;
+			*e = tmp;
+			return -e->code;
+		}
+		dest = log_in;
 	} else if (s->prepared && area == AREA_DELETED && s->drv->kind == KIND_RUNC) {
 		struct error tmp = { 0 };
 		rm_rf(deleted_dir, &tmp);
@@ -340,6 +460,41 @@ static int on_stream(struct session *s, const struct frame *f, struct error *e, 
 		error_host(e, s->c->cfg.name);
 	else if (area == AREA_DELETED)
 		s->deletions_pending = true;
+	else if (area == AREA_LOG)
+		take_log(s, log_in, log_dir);
+	return r;
+}
+
+static void close_pair(int p[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0) {
+			close(p[i]);
+			p[i] = -1;
+		}
+}
+
+/* The received log goes to its place and a monitor takes the restored
+ * container's pipes (the container is still stopped: it writes nothing
+ * before COMMIT). */
+static int adopt(struct session *s, int out_r, int err_r, struct error *e)
+{
+	char from[PATH_MAX * 2], to[PATH_MAX], dir[PATH_MAX + 16];
+	int r;
+
+	snprintf(from, sizeof(from), "%s/log-recv/%s.log", s->rq.work_dir, s->rq.id);
+	monitor_path(s->c->cfg.root, s->rq.id, "log", to, sizeof(to));
+	snprintf(dir, sizeof(dir), "%s/logs", s->c->cfg.root);
+	if ((r = mkdir_p(dir, 0700, e)) < 0)
+		return r;
+	if (rename(from, to) < 0)
+		return error_errno(e, errno, "cannot put the log of container %s at %s", s->rq.id, to);
+	s->log_placed = true;
+	r = monitor_spawn_adopt(s->c, s->rq.id, out_r, err_r, &s->monitor_pid, e);
+	if (r < 0) {
+		error_wrap(e, "container %s was restored, but its log monitor did not start", s->rq.id);
+		error_host(e, s->c->cfg.name);
+	}
 	return r;
 }
 
@@ -389,12 +544,38 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 		if (r < 0)
 			return r;
 	}
+	if (s->log_error[0])
+		return error_set(e, EPROTO, "%s", s->log_error);
 	dest_journal(s, J_DEST_RESTORED);
 	fault_point("before-restore");
+	int out[2] = { -1, -1 }, err[2] = { -1, -1 };
+	if (s->log_received) {
+		/* runc gives these pipes to the restored container as its stdout
+		 * and stderr (its own stdio replaces each pipe:[...] descriptor) */
+		if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+			r = error_errno(e, errno, "pipe");
+			close_pair(out);
+			return r;
+		}
+		s->rq.stdio_pipes = true;
+		s->rq.stdio_fds[0] = out[1];
+		s->rq.stdio_fds[1] = err[1];
+	}
 	r = s->drv->restore(s->c, &s->rq, &pid, e);
+	if (s->log_received) {
+		close(out[1]);
+		close(err[1]);
+		out[1] = err[1] = -1;
+		s->rq.stdio_pipes = false;
+	}
+	if (r == 0)
+		s->restored = true;
+	if (r == 0 && s->log_received)
+		r = adopt(s, out[0], err[0], e);
+	close_pair(out);
+	close_pair(err);
 	if (r < 0)
 		return r;
-	s->restored = true;
 	fault_point("after-restore");
 	mb_init(&mb);
 	mb_u32(&mb, A_PID, (uint32_t)pid);

@@ -16,8 +16,12 @@ int cmd_version(struct ctx *c, int argc, char **argv);
 int cmd_check(struct ctx *c, int argc, char **argv);
 int cmd_hosts(struct ctx *c, int argc, char **argv);
 int cmd_recover(struct ctx *c, int argc, char **argv);
+int cmd_run(struct ctx *c, int argc, char **argv);
+int cmd_logs(struct ctx *c, int argc, char **argv);
+int cmd_monitor(struct ctx *c, int argc, char **argv);
 
-extern const char help_migrate[], help_agent[], help_ps[], help_version[], help_check[], help_hosts[], help_recover[];
+extern const char help_migrate[], help_agent[], help_ps[], help_version[], help_check[], help_hosts[], help_recover[],
+	help_run[], help_logs[], help_monitor[];
 
 /* Exit codes */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };

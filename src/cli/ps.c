@@ -6,15 +6,18 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "monitor/monitor.h"
 #include "util/spawn.h"
 
 const char help_ps[] =
 	"Usage: cmt ps [--json]\n"
 	"\n"
 	"Lists the containers in this host's runc root (--runc-root, default\n"
-	"/run/runc) with their status, init PID and bundle.\n"
+	"/run/runc) with their status, init PID, bundle and, for a container\n"
+	"started by `cmt run` (or moved here after it), the PID of the cmt monitor\n"
+	"that logs its output (`cmt logs ID`).\n"
 	"\n"
-	"  --json   one JSON array of {id, status, pid, bundle}\n";
+	"  --json   one JSON array of {id, status, pid, bundle, monitor}\n";
 
 int cmd_ps(struct ctx *c, int argc, char **argv)
 {
@@ -62,6 +65,9 @@ int cmd_ps(struct ctx *c, int argc, char **argv)
 			json_object_set(x, "status", json_object_get(it, "status"));
 			json_object_set(x, "pid", json_object_get(it, "pid"));
 			json_object_set(x, "bundle", json_object_get(it, "bundle"));
+			const char *id = json_string_value(json_object_get(it, "id"));
+			pid_t mp = id ? monitor_find(c->cfg.root, id) : 0;
+			json_object_set_new(x, "monitor", mp > 0 ? json_integer(mp) : json_null());
 			json_array_append_new(out, x);
 		}
 		char *s = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -71,12 +77,16 @@ int cmd_ps(struct ctx *c, int argc, char **argv)
 	} else {
 		size_t i;
 		json_t *it;
-		printf("%-24s %-9s %-8s %s\n", "ID", "STATUS", "PID", "BUNDLE");
+		printf("%-24s %-9s %-8s %-8s %s\n", "ID", "STATUS", "PID", "MONITOR", "BUNDLE");
 		json_array_foreach(list, i, it)
 		{
-			printf("%-24s %-9s %-8lld %s\n", json_string_value(json_object_get(it, "id")),
-			       json_string_value(json_object_get(it, "status")),
-			       (long long)json_integer_value(json_object_get(it, "pid")),
+			const char *id = json_string_value(json_object_get(it, "id"));
+			pid_t mp = id ? monitor_find(c->cfg.root, id) : 0;
+			char mon[16] = "-";
+			if (mp > 0)
+				snprintf(mon, sizeof(mon), "%d", (int)mp);
+			printf("%-24s %-9s %-8lld %-8s %s\n", id, json_string_value(json_object_get(it, "status")),
+			       (long long)json_integer_value(json_object_get(it, "pid")), mon,
 			       json_string_value(json_object_get(it, "bundle")));
 		}
 	}

@@ -28,6 +28,8 @@ struct workload {
 	bool shell_job;
 	bool tcp_established;      /* has established TCP connections: dump/restore with TCP repair */
 	bool frozen;
+	pid_t monitor_pid;         /* runc: the cmt monitor that owns its stdio (`cmt run`), 0 if none */
+	char moved_to[256];        /* destroy after a commit: the destination (for `cmt logs` here) */
 	/* runc: bind mounts and their policies (engine/volumes.h), malloc'ed */
 	struct volume *vols;
 	int nvols;
@@ -43,6 +45,9 @@ struct restore_req {
 	bool tcp_established;
 	const char *host;          /* this host's name, for messages */
 	unsigned timeout_ms;       /* the restore must finish within this (0: the driver's default) */
+	bool stdio_pipes;          /* runc: a monitored container; stdio_fds are the write ends of the
+	                            * new monitor's pipes {stdout, stderr} */
+	int stdio_fds[2];
 };
 
 /* A_FLAGS bits of MSG_RESTORE */
@@ -75,3 +80,5 @@ const struct driver *driver_for(enum workload_kind kind);
 /* The freezer cgroup the pid driver uses for the tree rooted at pid. */
 void pid_freeze_cgroup_path(const struct ctx *c, pid_t pid, char *out, size_t n);
 void workload_free(struct workload *w);
+/* The msg="..." part of a runc error line (static buffer). */
+const char *runc_msg(const char *err);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "drivers/driver.h"
 #include "drivers/ocispec.h"
+#include "monitor/monitor.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -23,35 +25,85 @@
  * that file (restore: the container could inherit a pipe). */
 #define RUNC_TIMEOUT_MS 600000
 
-/* Runs runc with the host's root (and CRIU); timeout_ms 0 = RUNC_TIMEOUT_MS. */
-static int runc_cmd(struct ctx *c, struct run_result *rr, const char *out_path, unsigned timeout_ms, struct error *e,
-		    ...)
+/* Runs runc with the host's root (and CRIU) and the options o (timeout 0 =
+ * RUNC_TIMEOUT_MS); with log, runc's own messages go to that file. */
+static int runc_cmd_v(struct ctx *c, struct run_result *rr, struct run_opts *o, const char *log, struct error *e,
+		      va_list ap)
 {
 	char *argv[RUNC_MAX_ARGS];
-	struct run_opts o = { .timeout_ms = timeout_ms ? (int)timeout_ms : RUNC_TIMEOUT_MS, .output_path = out_path };
 	int n = 0, r;
-	va_list ap;
 
 	r = ctx_need_runc(c, e);
 	if (r < 0)
 		return r;
+	if (!o->timeout_ms)
+		o->timeout_ms = RUNC_TIMEOUT_MS;
 	argv[n++] = c->runc;
 	argv[n++] = "--root";
 	argv[n++] = c->cfg.runc_root;
+	if (log) {
+		argv[n++] = "--log";
+		argv[n++] = (char *)log;
+	}
 	if (c->criu.path[0]) {
 		argv[n++] = "--criu";
 		argv[n++] = c->criu.path;
 	}
-	va_start(ap, e);
 	for (char *a; (a = va_arg(ap, char *)) && n < RUNC_MAX_ARGS - 1;)
 		argv[n++] = a;
-	va_end(ap);
 	argv[n] = NULL;
-	return run_cmd(argv, &o, rr, e);
+	return run_cmd(argv, o, rr, e);
+}
+
+static int runc_cmd(struct ctx *c, struct run_result *rr, const char *out_path, unsigned timeout_ms, struct error *e,
+		    ...)
+{
+	struct run_opts o = { .timeout_ms = (int)timeout_ms, .output_path = out_path };
+	va_list ap;
+	int r;
+
+	va_start(ap, e);
+	r = runc_cmd_v(c, rr, &o, NULL, e, ap);
+	va_end(ap);
+	return r;
+}
+
+/* runc with stdout and stderr on fds (a monitored container's pipes, which
+ * `runc restore` hands to the restored process); its messages go to log,
+ * whose error lines come back in rr->err. */
+static int runc_cmd_fds(struct ctx *c, struct run_result *rr, const int fds[2], const char *log, unsigned timeout_ms,
+			struct error *e, ...)
+{
+	struct run_opts o = { .timeout_ms = (int)timeout_ms, .stdio_fds = fds };
+	va_list ap;
+	int r;
+
+	unlink(log);
+	va_start(ap, e);
+	r = runc_cmd_v(c, rr, &o, log, e, ap);
+	va_end(ap);
+	if (r == 0 && rr->status != 0) {
+		char *txt = NULL;
+		struct error tmp = { 0 };
+		if (read_file(log, 1 << 20, &txt, NULL, &tmp) == 0) {
+			const char *best = NULL;
+			for (char *l = strtok(txt, "\n"); l; l = strtok(NULL, "\n"))
+				if (strstr(l, "level=error") || strstr(l, "level=fatal"))
+					best = l;
+			if (best) {
+				free(rr->err);
+				rr->err = strdup(best);
+			}
+			free(txt);
+		}
+		if (!rr->err)
+			rr->err = strdup("runc gave no reason");
+	}
+	return r;
 }
 
 /* runc prints `time="..." level=error msg="..."`: keep the msg part. */
-static const char *runc_msg(const char *err)
+const char *runc_msg(const char *err)
 {
 	static char buf[1024];
 	const char *m = strstr(err, "msg=\"");
@@ -132,6 +184,8 @@ static int runc_inspect(struct ctx *c, const char *name, struct workload *w, str
 	r = oci_rootfs_path(w->config_json, w->bundle, w->rootfs, sizeof(w->rootfs), e);
 	if (r < 0)
 		return error_wrap(e, "bad config.json of container %s", name);
+	/* started by `cmt run`: its output goes to a log that moves with it */
+	w->monitor_pid = monitor_find(c->cfg.root, name);
 	return 0;
 }
 
@@ -215,11 +269,29 @@ static int runc_destroy(struct ctx *c, struct workload *w, struct error *e)
 {
 	int r;
 
+	/* A container of `cmt run` whose log goes on on the destination: its
+	 * monitor here writes no more (it exits at once) and the log goes. */
+	pid_t mp = monitor_find(c->cfg.root, w->id);
+	if (mp > 0) {
+		struct error me = { 0 };
+		if (monitor_release(c->cfg.root, w->id, &me) < 0)
+			log_warn("%s (it exits when the frozen copy is removed)", me.msg);
+	}
 	/* `runc delete --force` kills a paused container too. */
 	r = runc_simple(c, w, "delete", "--force", "remove", e);
 	if (r < 0)
 		return r;
 	w->frozen = false;
+	if (mp > 0) {
+		char lp[PATH_MAX];
+		monitor_path(c->cfg.root, w->id, "log", lp, sizeof(lp));
+		unlink(lp);
+		if (w->moved_to[0] && monitor_path(c->cfg.root, w->id, "moved", lp, sizeof(lp)) == 0) {
+			/* for `cmt logs` here: where the log went */
+			struct error tmp = { 0 };
+			write_file_atomic(lp, w->moved_to, strlen(w->moved_to), 0600, &tmp);
+		}
+	}
 	/* A bundle cmt itself received earlier is cmt's to delete; any other
 	 * bundle belongs to the user and stays. */
 	char mine[PATH_MAX + 16];
@@ -289,9 +361,18 @@ static int runc_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, s
 	if (r < 0)
 		return r;
 	snprintf(out, sizeof(out), "%s/runc-restore.out", rq->work_dir);
-	r = runc_cmd(c, &rr, out, rq->timeout_ms, e, "restore", "--detach", "--image-path", rq->images_dir, "--work-path", rq->work_dir,
-		     "--bundle", rq->bundle, rq->tcp_established ? "--tcp-established" : rq->id,
-		     rq->tcp_established ? rq->id : NULL, NULL);
+	if (rq->stdio_pipes)
+		/* runc hands its own stdout and stderr to CRIU for the container's
+		 * pipe:[...] descriptors: the new monitor's pipes */
+		r = runc_cmd_fds(c, &rr, rq->stdio_fds, out, rq->timeout_ms, e, "restore", "--detach", "--image-path",
+				 rq->images_dir, "--work-path", rq->work_dir, "--bundle", rq->bundle,
+				 rq->tcp_established ? "--tcp-established" : rq->id, rq->tcp_established ? rq->id : NULL,
+				 NULL);
+	else
+		r = runc_cmd(c, &rr, out, rq->timeout_ms, e, "restore", "--detach", "--image-path", rq->images_dir,
+			     "--work-path", rq->work_dir, "--bundle", rq->bundle,
+			     rq->tcp_established ? "--tcp-established" : rq->id, rq->tcp_established ? rq->id : NULL,
+			     NULL);
 	if (r < 0)
 		return r;
 	if (rr.status != 0) {
@@ -327,8 +408,18 @@ static int runc_undo_restore(struct ctx *c, struct restore_req *rq, struct error
 	struct run_result rr;
 	int r;
 
+	/* a monitor started for this restore (the container came with its
+	 * log): its copy never ran, so it goes with the log it was given */
+	pid_t mp = monitor_find(c->cfg.root, rq->id);
+	if (mp > 0)
+		kill(mp, SIGTERM);
 	if (runc_cmd(c, &rr, NULL, 0, e, "delete", "--force", rq->id, NULL) == 0)
 		run_result_free(&rr);
+	if (mp > 0) {
+		char lp[PATH_MAX];
+		monitor_path(c->cfg.root, rq->id, "log", lp, sizeof(lp));
+		unlink(lp);
+	}
 	r = rm_rf(rq->bundle, e);
 	return r;
 }

@@ -343,6 +343,33 @@ static int check_cpu(struct ctx *c, struct peer *p, struct check_list *l, struct
 	return 0;
 }
 
+/* A container's stdout and stderr: pipes of a cmt monitor move with it (the
+ * log goes on on the destination); pipes of anything else do not. */
+static void check_stdio(const struct workload *w, struct check_list *l)
+{
+	int pipes = 0;
+
+	for (int fd = 1; fd <= 2; fd++) {
+		char p[64], t[128];
+		snprintf(p, sizeof(p), "/proc/%d/fd/%d", (int)w->pid, fd);
+		ssize_t k = readlink(p, t, sizeof(t) - 1);
+		if (k <= 0)
+			return; /* cannot tell */
+		t[k] = 0;
+		pipes += !strncmp(t, "pipe:", 5);
+	}
+	if (w->monitor_pid > 0)
+		check_add(l, "workload-stdio", CHECK_PASS, NULL,
+			  "stdout and stderr belong to cmt monitor %d: the log goes on on the destination (`cmt logs %s`)",
+			  (int)w->monitor_pid, w->id);
+	else if (pipes)
+		check_add(l, "workload-stdio", CHECK_WARN,
+			  "start the container with `cmt run` to have its output logged and moved with it",
+			  "stdout or stderr of %s is a pipe no cmt monitor owns: on the destination that output goes to "
+			  "runc's restore log and is lost",
+			  w->label);
+}
+
 int checks_run(struct ctx *c, struct peer *p, const struct workload *w, const char *mode, struct check_list *l,
 	       struct error *e)
 {
@@ -368,6 +395,8 @@ int checks_run(struct ctx *c, struct peer *p, const struct workload *w, const ch
 	checks_evaluate(&l->src, &l->dst, w, w ? &pc : NULL, mode, l);
 	if (w && w->kind == KIND_RUNC && w->config_json && (r = check_bundle(p, w, l, e)) < 0)
 		return r;
+	if (w && w->kind == KIND_RUNC)
+		check_stdio(w, l);
 	if (w)
 		return check_cpu(c, p, l, e);
 	return 0;

@@ -260,6 +260,7 @@ static int recover_one(struct ctx *c, const char *mig_dir, const char *id, bool 
 				  : -error_set(&qe, ENOENT, "the journal does not say how to reach %s", j.peer);
 		if (oc == OUTCOME_COMMITTED) {
 			w.frozen = true;
+			snprintf(w.moved_to, sizeof(w.moved_to), "%s", j.peer);
 			r = drv->destroy(c, &w, e);
 			workload_free(&w);
 			if (r < 0)

@@ -1,12 +1,15 @@
 #include "engine/migrate.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +20,7 @@
 #include "engine/modes.h"
 #include "engine/progress.h"
 #include "engine/rootfs.h"
+#include "monitor/monitor.h"
 #include "drivers/ocispec.h"
 #include "transport/keepalive.h"
 #include "transport/rsh.h"
@@ -26,7 +30,7 @@
 #include "util/lock.h"
 #include "util/log.h"
 
-enum { CHAN_IMAGES = 1, CHAN_ROOTFS = 2, CHAN_PAGES = 3 };
+enum { CHAN_IMAGES = 1, CHAN_ROOTFS = 2, CHAN_PAGES = 3, CHAN_LOG = 4 };
 
 void migration_id_make(const char *name, char *out, size_t n)
 {
@@ -161,6 +165,116 @@ static int send_restore(struct peer *p, const struct workload *w, uint32_t lease
 	return 0;
 }
 
+/* Copies bytes [from, from + n) of the file src into a new file dst. */
+static int copy_range(const char *src, uint64_t from, uint64_t n, const char *dst, struct error *e)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC), out, r = 0;
+	loff_t off = (loff_t)from;
+
+	if (in < 0)
+		return error_errno(e, errno, "cannot open %s", src);
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0) {
+		r = error_errno(e, errno, "cannot create %s", dst);
+		close(in);
+		return r;
+	}
+	while (n > 0) {
+		ssize_t k = copy_file_range(in, &off, out, NULL, n, 0);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			r = k < 0 ? error_errno(e, errno, "cannot copy %s", src)
+				  : error_set(e, EIO, "%s is shorter than expected", src);
+			break;
+		}
+		n -= (uint64_t)k;
+	}
+	close(in);
+	close(out);
+	return r;
+}
+
+/* A monitored container (`cmt run`), still running: what its log holds
+ * now travels before the freeze (the log only grows; these bytes never
+ * change).  Returns the number of bytes sent. */
+static int precopy_log(struct ctx *c, struct peer *p, const struct workload *w, const char *mig_dir,
+		       uint64_t *ret_sent, struct error *e)
+{
+	char dir[PATH_MAX + 16], src[PATH_MAX], dst[PATH_MAX * 2];
+	struct tree_stats ts;
+	struct stat sb;
+	int r;
+
+	*ret_sent = 0;
+	monitor_path(c->cfg.root, w->id, "log", src, sizeof(src));
+	if (stat(src, &sb) < 0)
+		return error_errno(e, errno, "cannot read the log %s of %s", src, w->label);
+	snprintf(dir, sizeof(dir), "%s/log-pre", mig_dir);
+	snprintf(dst, sizeof(dst), "%s/%s.log", dir, w->id);
+	if ((r = mkdir_p(dir, 0700, e)) < 0 || (r = copy_range(src, 0, (uint64_t)sb.st_size, dst, e)) < 0)
+		return r;
+	r = tree_send(&p->conn, CHAN_LOG, AREA_LOG, dir, "", &ts, e);
+	{
+		struct error tmp = { 0 };
+		rm_rf(dir, &tmp);
+	}
+	if (r < 0)
+		return error_wrap(e, "sending the log of %s", w->label);
+	*ret_sent = (uint64_t)sb.st_size;
+	return 0;
+}
+
+/* A monitored container (`cmt run`), frozen: its monitor reads what is
+ * left in the pipes into the log and says how long the log is; what the
+ * log grew by since its pre-copy (from 'sent' on) travels, and the
+ * destination's monitor appends to it.  Nothing can be written in between
+ * (the container is frozen), so nothing is lost or written twice. */
+static int send_log(struct ctx *c, struct peer *p, const struct workload *w, const char *mig_dir, uint64_t sent,
+		    struct migrate_stats *st, struct error *e)
+{
+	char dir[PATH_MAX + 16], src[PATH_MAX], dst[PATH_MAX * 2];
+	struct tree_stats ts;
+	struct stat sb;
+	uint64_t size;
+	int r;
+
+	r = monitor_drain(c->cfg.root, w->id, &size, e);
+	if (r < 0)
+		return r;
+	monitor_path(c->cfg.root, w->id, "log", src, sizeof(src));
+	if (size < sent)
+		return error_set(e, EIO, "the log %s of %s shrank during the migration (%llu bytes, %llu before)", src,
+				 w->label, (unsigned long long)size, (unsigned long long)sent);
+	snprintf(dir, sizeof(dir), "%s/log", mig_dir);
+	if ((r = mkdir_p(dir, 0700, e)) < 0)
+		return r;
+	if (sent > 0) {
+		snprintf(dst, sizeof(dst), "%s/%s.log.tail", dir, w->id);
+		r = copy_range(src, sent, size - sent, dst, e);
+		if (r < 0)
+			return r;
+	} else {
+		/* the same file under the migration's directory: nothing is copied */
+		snprintf(dst, sizeof(dst), "%s/%s.log", dir, w->id);
+		unlink(dst);
+		if (link(src, dst) < 0)
+			return error_errno(e, errno, "cannot link the log %s into %s", src, dir);
+	}
+	r = tree_send(&p->conn, CHAN_LOG, AREA_LOG, dir, "", &ts, e);
+	if (r < 0)
+		return error_wrap(e, "sending the log of %s", w->label);
+	if (stat(src, &sb) < 0 || (uint64_t)sb.st_size != size) {
+		error_set(e, EIO, "the log of %s changed after its monitor drained it (%llu bytes then, %lld now): "
+				  "the container was not frozen",
+			  w->label, (unsigned long long)size, (long long)sb.st_size);
+		return -EIO;
+	}
+	st->log_bytes = size - sent;
+	st->log_precopy_bytes = sent;
+	return 0;
+}
+
 /* The source's journal, written before each step (see journal.h). */
 static void journal_step(const char *mig_dir, enum journal_state state, const struct workload *w,
 			 const struct migrate_opts *o)
@@ -253,6 +367,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	bool show = isatty(STDERR_FILENO) && log_verbosity >= 0;
 	uint32_t lease = handoff_lease_clamp(o->lease_ms);
 	struct keepalive ka = { 0 };
+	uint64_t log_sent = 0; /* bytes of a monitored container's log sent before the freeze */
 	enum mig_mode mode = MODE_COLD;
 	struct pageset set = { 0 };
 	struct zpolicy zp = { .mode = o->compress };
@@ -361,6 +476,15 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		error_hint(e, "install this cmt (%s) on %s, or use --mode cold", CMT_VERSION, p.name);
 		goto fail_nohook;
 	}
+	if (w.monitor_pid > 0 && p.peer_minor < PROTO_MINOR_LOG) {
+		/* its output would go nowhere there: refuse before anything is frozen */
+		r = error_set(e, ENOTSUP, "%s speaks protocol %u.%u (%s), which cannot take the log of %s (started by `cmt "
+					  "run`: a cmt monitor owns its output)",
+			      p.name, p.peer_major, p.peer_minor, p.peer_software, w.label);
+		error_host(e, p.name);
+		error_hint(e, "install this cmt (%s) on %s", CMT_VERSION, p.name);
+		goto fail_nohook;
+	}
 	snprintf(st->mode, sizeof(st->mode), "%s", mode_name(mode));
 	p.conn.max_bps = o->max_bandwidth_bps;
 
@@ -402,6 +526,13 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		if (r < 0)
 			goto fail;
 		st->volume_precopy_bytes += vrs[i].precopy_bytes;
+	}
+
+	/* The log of a `cmt run` container: what it holds now, while it runs */
+	if (w.monitor_pid > 0) {
+		r = precopy_log(c, &p, &w, mig_dir, &log_sent, e);
+		if (r < 0)
+			goto fail;
 	}
 
 	/* Memory rounds while the workload runs: only what changes after the
@@ -469,6 +600,11 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 			goto fail;
 		st->volume_bytes += vrs[i].delta_bytes;
 		st->files += vrs[i].delta_files;
+	}
+	if (w.monitor_pid > 0) {
+		r = send_log(c, &p, &w, mig_dir, log_sent, st, e);
+		if (r < 0)
+			goto fail;
 	}
 	st->t_transferred = now_ms();
 
@@ -541,6 +677,9 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	msg_free(&m);
 	st->bytes_sent = p.conn.bytes_out;
 	fault_point("before-destroy");
+	/* (a `cmt run` container: the driver also releases its monitor here
+	 * and removes the log, which goes on on the destination) */
+	snprintf(w.moved_to, sizeof(w.moved_to), "%s", p.name);
 	r = drv->destroy(c, &w, e);
 	if (r < 0) {
 		error_wrap(e, "%s runs on %s, but removing the frozen source copy failed", w.label, p.name);
@@ -572,9 +711,15 @@ fail:
 	st->bytes_sent = p.conn.bytes_out;
 	abort_migration(c, drv, &w, &p, connected && e->code != ECONNRESET && e->code != EPIPE, st, e);
 	{
-		/* keep the logs of a failed dump, drop the images */
+		/* keep the logs of a failed dump, drop the images (and the link to
+		 * the container's log, which its monitor goes on writing) */
 		struct error tmp = { 0 };
+		char ld[PATH_MAX + 16];
 		rm_rf(images, &tmp);
+		snprintf(ld, sizeof(ld), "%s/log", mig_dir);
+		rm_rf(ld, &tmp);
+		snprintf(ld, sizeof(ld), "%s/log-pre", mig_dir);
+		rm_rf(ld, &tmp);
 	}
 	if (st->source_thawed)
 		log_info("%s keeps running on %s", w.label, c->cfg.name);
@@ -682,6 +827,8 @@ char *migrate_stats_json(const struct migrate_stats *st, const struct error *e)
 	json_object_set_new(j, "pages_final_zero", json_integer((json_int_t)st->img.pages_zero));
 	json_object_set_new(j, "compressed_batches", json_integer((json_int_t)st->z_compressed));
 	json_object_set_new(j, "batches", json_integer((json_int_t)st->z_batches));
+	json_object_set_new(j, "log_bytes", json_integer((json_int_t)st->log_bytes));
+	json_object_set_new(j, "log_precopy_bytes", json_integer((json_int_t)st->log_precopy_bytes));
 	if (st->dest_pid)
 		json_object_set_new(j, "destination_pid", json_integer(st->dest_pid));
 	if (st->checked)

@@ -54,6 +54,8 @@ struct migrate_stats {
 	uint64_t rootfs_deleted; /* entries deleted from the root filesystem since the pre-copy */
 	uint64_t volume_precopy_bytes, volume_bytes; /* copied volumes: while running, while frozen */
 	uint64_t files;
+	uint64_t log_bytes;      /* a monitored container's log: bytes sent while frozen (after the drain) */
+	uint64_t log_precopy_bytes; /* and before the freeze */
 	int dest_pid;
 	uint64_t agent_peak_rss_kib; /* the agent's, from DONE (0 = not told) */
 	double restore_ms;       /* as measured by the agent */

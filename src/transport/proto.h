@@ -13,8 +13,9 @@
 #include "util/error.h"
 
 #define PROTO_MAJOR 1
-#define PROTO_MINOR 1 /* 1.1: page streams (AREA_PAGES, AREA_PAGE_IMAGE, A_NAME), mode precopy */
+#define PROTO_MINOR 2 /* 1.1: page streams (AREA_PAGES, AREA_PAGE_IMAGE, A_NAME), mode precopy; 1.2: AREA_LOG */
 #define PROTO_MINOR_PAGES 1 /* the first minor version with page streams */
+#define PROTO_MINOR_LOG 2   /* the first with AREA_LOG (the log of a `cmt run` container) */
 #define PROTO_HELLO_MAGIC 0x434d5450u /* "CMTP" */
 #define PROTO_HDR_SIZE 16
 #define PROTO_FRAME_MAGIC 0xCA
@@ -93,7 +94,8 @@ enum stream_area {
 	AREA_PROBE = 3,   /* bandwidth probe: discarded */
 	AREA_DELETED = 10, /* a file "deleted": NUL-separated bundle paths to remove (engine/rootfs.h) */
 	AREA_PAGES = 20,      /* pre-copy pages for the page store (transport/pages.h) */
-	AREA_PAGE_IMAGE = 21  /* one CRIU pages-N.img, rebuilt from the page store (transport/pages.h) */
+	AREA_PAGE_IMAGE = 21, /* one CRIU pages-N.img, rebuilt from the page store (transport/pages.h) */
+	AREA_LOG = 112     /* the log of a monitored container (`cmt run`): one file "ID.log" */
 };
 
 struct frame {

@@ -109,8 +109,61 @@ static int run_to_file(char *const argv[], const struct run_opts *o, struct run_
 	return 0;
 }
 
+/* The child's stdout and stderr are the caller's fds. */
+static int run_to_fds(char *const argv[], const struct run_opts *o, struct run_result *r, struct error *e)
+{
+	pid_t pid;
+	int in;
+
+	memset(r, 0, sizeof(*r));
+	r->status = -1;
+	in = open(o->stdin_path ? o->stdin_path : "/dev/null", O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return error_errno(e, errno, "cannot open %s", o->stdin_path ? o->stdin_path : "/dev/null");
+	log_debug("running %s (stdout and stderr on given fds)", argv_str(argv));
+	pid = fork();
+	if (pid < 0) {
+		int err = errno;
+		close(in);
+		return error_errno(e, err, "cannot start %s", argv[0]);
+	}
+	if (pid == 0)
+		child_exec(argv, o, in, o->stdio_fds[0], o->stdio_fds[1]);
+	close(in);
+	if (o->timeout_ms > 0) {
+		/* poll for the child's end, SIGKILL at the deadline */
+		double deadline = now_ms() + o->timeout_ms;
+		int st;
+		for (;;) {
+			pid_t w = waitpid(pid, &st, WNOHANG);
+			if (w == pid) {
+				r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+				break;
+			}
+			if (w < 0 && errno != EINTR)
+				break;
+			if (now_ms() > deadline) {
+				r->timed_out = 1;
+				kill(pid, SIGKILL);
+				r->status = wait_child(pid);
+				break;
+			}
+			poll(NULL, 0, 5);
+		}
+	} else {
+		r->status = wait_child(pid);
+	}
+	r->out = calloc(1, 1);
+	r->err = calloc(1, 1);
+	if (!r->out || !r->err)
+		return error_set(e, ENOMEM, "out of memory");
+	return 0;
+}
+
 int run_cmd(char *const argv[], const struct run_opts *o, struct run_result *r, struct error *e)
 {
+	if (o && o->stdio_fds)
+		return run_to_fds(argv, o, r, e);
 	if (o && o->output_path)
 		return run_to_file(argv, o, r, e);
 

@@ -15,6 +15,8 @@ struct run_opts {
 	const char *output_path;   /* if set: stdout+stderr go to this file (appended), and
 	                            * its tail is returned as r->err; for programs whose
 	                            * children may keep the output open (runc restore -d) */
+	const int *stdio_fds;      /* if set: {stdout, stderr} of the child; nothing is captured
+	                            * (r->out and r->err are empty) */
 };
 
 struct run_result {
