@@ -11,6 +11,7 @@
 
 #include "transport/pages.h"
 #include "util/fault.h"
+#include "util/fs.h"
 
 #define COPY_CHUNK_PAGES 256u
 
@@ -60,15 +61,7 @@ void pagestore_prealloc(struct pagestore *ps)
 
 bool pageimage_name_valid(const char *name)
 {
-	size_t n = strlen(name);
-
-	if (n == 0 || n > 255 || name[0] == '.')
-		return false;
-	for (const char *p = name; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
-		      *p == '_' || *p == '-'))
-			return false;
-	return true;
+	return name_is_safe(name, 255);
 }
 
 static int write_all(int fd, const uint8_t *p, size_t n, struct error *e, const char *what)

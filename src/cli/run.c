@@ -37,15 +37,7 @@ const char help_monitor[] =
 
 static bool id_valid(const char *id)
 {
-	size_t n = strlen(id);
-
-	if (n == 0 || n > 80 || id[0] == '.' || id[0] == '-')
-		return false;
-	for (const char *p = id; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
-		      *p == '_' || *p == '-'))
-			return false;
-	return true;
+	return name_is_safe(id, 80);
 }
 
 /* config.json must not ask for a terminal: the monitor gives pipes. */

@@ -53,15 +53,7 @@ void migration_id_make(const char *name, char *out, size_t n)
 
 bool migration_id_valid(const char *id)
 {
-	size_t n = strlen(id);
-
-	if (n == 0 || n > 64 || id[0] == '.' || id[0] == '-')
-		return false;
-	for (const char *p = id; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
-		      *p == '_' || *p == '-'))
-			return false;
-	return true;
+	return name_is_safe(id, 64);
 }
 
 static void progress_cb(uint64_t n, void *arg)

@@ -205,3 +205,16 @@ uint64_t dir_bytes(const char *dir)
 		return 0;
 	return du_total;
 }
+
+bool name_is_safe(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > max || s[0] == '.' || s[0] == '-')
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+		      *p == '_' || *p == '-'))
+			return false;
+	return true;
+}

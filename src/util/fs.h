@@ -27,5 +27,8 @@ int path_join(char *buf, size_t n, const char *a, const char *b);
  * something after it, and no ".." component (no symlinks are resolved: for
  * paths cmt itself built under its state root, read back from disk). */
 bool path_is_under(const char *path, const char *dir);
+/* A name safe as one file name from anywhere (a peer, a journal, the
+ * command line): 1..max of [A-Za-z0-9._-], not starting with '.' or '-'. */
+bool name_is_safe(const char *s, size_t max);
 /* The sum of the sizes of the regular files below dir (0 on error). */
 uint64_t dir_bytes(const char *dir);
