@@ -530,7 +530,11 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	/* Memory rounds while the workload runs: only what changes after the
 	 * last one travels while it is frozen. */
 	if (mode == MODE_PRECOPY) {
+		/* a round may scan a large workload for longer than a lease
+		 * without finding anything to send */
+		keepalive_start(&ka, &p.conn, lease / 3);
 		r = precopy_run(&p.conn, CHAN_PAGES, w.pid, &o->conv, &set, &zp, &pg, show, &st->pre, e);
+		keepalive_stop(&ka);
 		if (r < 0)
 			goto fail;
 		st->precopied = true;

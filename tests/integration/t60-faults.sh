@@ -53,6 +53,7 @@ SCENARIOS=(
 	"corrupted-precopy         precopy source mid-precopy    corrupt -    1   h1 (hash|XXH3|corrupt|damaged|mismatch)"
 	"agent-killed-page-images  precopy agent  mid-stream@frozen kill -    1   h1 connection .*(closed|lost)"
 	"corrupted-page-images     precopy source mid-stream@frozen corrupt - 1   h1 (hash|XXH3|corrupt|damaged|mismatch)"
+	"slow-precopy-round        precopy source mid-precopy    stall   5000 0   h2 -"
 )
 LEASE=3 # seconds: short, so that the lease scenarios are quick
 
