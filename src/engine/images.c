@@ -11,6 +11,7 @@
 
 #include "transport/tree.h"
 #include "util/cleanup.h"
+#include "util/log.h"
 
 #define READ_PAGES 256u
 
@@ -41,6 +42,7 @@ static int send_page_image(struct proto_conn *c, uint32_t chan, const char *dir,
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return error_errno(e, errno, "cannot read the image %s", path);
+	double t0 = now_ms(), t_read = 0;
 	r = pw_begin(&w, c, chan, AREA_PAGE_IMAGE, name, z, e);
 	w.on_bytes = on_bytes;
 	w.arg = arg;
@@ -54,7 +56,9 @@ static int send_page_image(struct proto_conn *c, uint32_t chan, const char *dir,
 		r = pw_raw_room(&w, READ_PAGES, &room, &n);
 		if (r < 0)
 			break;
+		double tr = now_ms();
 		ssize_t k = read(fd, room, (size_t)n * PAGE_SZ);
+		t_read += now_ms() - tr;
 		if (k < 0 && errno == EINTR) {
 			pw_raw_commit(&w, 0);
 			continue;
@@ -83,10 +87,17 @@ static int send_page_image(struct proto_conn *c, uint32_t chan, const char *dir,
 			st->pages_raw += full;
 			r = pw_raw_commit_hashed(&w, (uint32_t)full, hs);
 		} else {
-			/* references and zero runs go between the pages: out of
-			 * the batch first */
-			memcpy(buf, room, (size_t)k);
+			/* references and zero runs go between the pages: the new
+			 * pages (only they are sent as they are) and the tail out
+			 * of the batch first */
+			size_t nraw = 0;
+			for (size_t i = 0; i < full; i++)
+				if (!zero[i] && idx[i] < 0)
+					memcpy(buf + nraw++ * PAGE_SZ, room + i * PAGE_SZ, PAGE_SZ);
+			if (tail)
+				memcpy(buf + full * PAGE_SZ, room + full * PAGE_SZ, tail);
 			pw_raw_commit(&w, 0);
+			nraw = 0;
 			for (size_t i = 0; r == 0 && i < full; i++) {
 				st->pages++;
 				if (zero[i]) {
@@ -101,7 +112,7 @@ static int send_page_image(struct proto_conn *c, uint32_t chan, const char *dir,
 					st->pages_raw++;
 					r = pw_raw_room(&w, 1, &one, &got);
 					if (r == 0) {
-						memcpy(one, buf + i * PAGE_SZ, PAGE_SZ);
+						memcpy(one, buf + nraw++ * PAGE_SZ, PAGE_SZ);
 						r = pw_raw_commit_hashed(&w, 1, &hs[i]);
 					}
 				}
@@ -120,8 +131,12 @@ static int send_page_image(struct proto_conn *c, uint32_t chan, const char *dir,
 				r = pw_tail(&w, t, (uint16_t)tail);
 		}
 	}
+	double t_sent = now_ms();
 	if (r == 0)
 		r = pw_end(&w);
+	log_debug("page image %s: %.0f ms (reading it %.0f ms, until the last batch %.0f ms, the destination's "
+		  "check %.0f ms), %llu bytes on the wire",
+		  name, now_ms() - t0, t_read, t_sent - t0, now_ms() - t_sent, (unsigned long long)w.wire_bytes);
 	st->wire_bytes += w.wire_bytes;
 	pw_free(&w);
 	free(buf);
