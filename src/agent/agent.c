@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent/lazy.h"
 #include "agent/pagestore.h"
 #include "drivers/driver.h"
 #include "drivers/ocispec.h"
@@ -40,6 +41,7 @@ struct session {
 	struct proto_conn conn;
 	const struct driver *drv;
 	bool prepared, restored, committed;
+	bool postcopy;            /* PREPARE's mode: memory follows the restore (agent/lazy.c) */
 	uint32_t lease_ms;        /* how long this side waits for the source (PREPARE) */
 	bool deletions_pending;   /* an AREA_DELETED list waits for the next bundle stream */
 	int lock;                 /* held on the incoming workload's ID */
@@ -93,6 +95,7 @@ static void rollback(struct session *s)
 
 	if (!s->prepared)
 		return;
+	lazy_daemon_kill(&s->rq);
 	if (s->monitor_pid > 0) {
 		/* its copy never ran: it wrote nothing; it goes, and the log it got */
 		kill(s->monitor_pid, SIGTERM);
@@ -197,6 +200,7 @@ static int on_prepare(struct session *s, struct msg *m, struct error *e)
 	s->lease_ms = handoff_lease_clamp(msg_has(m, A_LEASE_MS) ? m->num[A_LEASE_MS] : 0);
 	s->conn.timeout_ms = (int)s->lease_ms;
 	memset(&s->rq, 0, sizeof(s->rq));
+	s->postcopy = strcmp(m->str[A_MODE], "postcopy") == 0;
 	s->rq.kind = s->drv->kind;
 	s->rq.host = s->c->cfg.name;
 	snprintf(s->rq.id, sizeof(s->rq.id), "%s", wl);
@@ -513,6 +517,11 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 	s->rq.shell_job = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_SHELL_JOB);
 	s->rq.tcp_established = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_TCP_ESTABLISHED);
 	s->rq.timeout_ms = msg_has(m, A_DEADLINE_MS) && m->num[A_DEADLINE_MS] > 0 ? (unsigned)m->num[A_DEADLINE_MS] : 0;
+	s->rq.lazy = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_LAZY);
+	if (s->rq.lazy && (!s->postcopy || !msg_has(m, A_PORT) || m->num[A_PORT] == 0 || m->num[A_PORT] > 65535))
+		return error_set(e, EPROTO, "protocol error: a lazy RESTORE needs mode postcopy and a relay port");
+	if (!s->rq.lazy && s->postcopy)
+		return error_set(e, EPROTO, "protocol error: a postcopy migration restores lazily");
 	if (s->drv->kind == KIND_RUNC) {
 		char *cfg = NULL, path[PATH_MAX + 16];
 		if (!msg_has(m, A_CONFIG))
@@ -549,6 +558,12 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 	dest_journal(s, J_DEST_RESTORED);
 	fault_point("before-restore");
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 };
+	if (s->rq.lazy) {
+		/* the daemon first: the restore hands it the tasks' memory */
+		r = lazy_daemon_start(s->c, &s->rq, (int)m->num[A_PORT], e);
+		if (r < 0)
+			return r;
+	}
 	if (s->log_received) {
 		/* runc gives these pipes to the restored container as its stdout
 		 * and stderr (its own stdio replaces each pipe:[...] descriptor) */
@@ -574,8 +589,10 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 		r = adopt(s, out[0], err[0], e);
 	close_pair(out);
 	close_pair(err);
-	if (r < 0)
+	if (r < 0) {
+		lazy_daemon_kill(&s->rq);
 		return r;
+	}
 	fault_point("after-restore");
 	mb_init(&mb);
 	mb_u32(&mb, A_PID, (uint32_t)pid);
@@ -608,7 +625,8 @@ static int on_commit(struct session *s, struct error *e)
 		error_hint(e, "run `cmt recover` on %s (it resumes committed copies)", s->c->cfg.name);
 		return r;
 	}
-	finish(s);
+	if (!s->rq.lazy)
+		finish(s);
 	fault_point("after-resume");
 	/* how much memory this agent needed (it streams: far less than the workload) */
 	struct mbuf mb;
@@ -617,6 +635,28 @@ static int on_commit(struct session *s, struct error *e)
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		mb_u64(&mb, A_BYTES, (uint64_t)ru.ru_maxrss * 1024);
 	r = proto_send_msg(&s->conn, MSG_DONE, &mb, e);
+	mb_free(&mb);
+	if (!s->rq.lazy)
+		return r;
+	/* Post-copy: the workload runs here; its remaining pages are still
+	 * arriving.  The source keeps its frozen copy (and serves the pages)
+	 * until LAZY_DONE says all of them are here. */
+	double t0 = now_ms();
+	error_clear(e);
+	r = lazy_daemon_wait(&s->rq, &s->conn, s->lease_ms, e);
+	if (r < 0) {
+		struct error tmp = { 0 };
+		log_warn("%s", e->msg);
+		rm_rf(s->rq.images_dir, &tmp); /* the logs stay */
+		char jp[PATH_MAX + 16];
+		snprintf(jp, sizeof(jp), "%s/journal", s->mig_dir);
+		unlink(jp); /* resumed already: nothing for recovery to do */
+		return r;
+	}
+	finish(s);
+	mb_init(&mb);
+	mb_u64(&mb, A_DURATION_US, (uint64_t)((now_ms() - t0) * 1000));
+	r = proto_send_msg(&s->conn, MSG_LAZY_DONE, &mb, e);
 	mb_free(&mb);
 	return r;
 }
@@ -839,6 +879,17 @@ static int serve(struct session *s)
 		case MSG_QUERY:
 			r = on_query(s, &m, &e);
 			break;
+		case MSG_RELAY:
+			/* a session of its own: the relay, then the end */
+			if (s->prepared) {
+				r = error_set(&e, EPROTO, "protocol error: RELAY in a migration's main session");
+				break;
+			}
+			r = agent_relay(s->c, &s->conn, &m, &e);
+			msg_free(&m);
+			if (r < 0)
+				reply_error(s, &e);
+			return r < 0 ? 1 : 0;
 		case MSG_ABORT:
 			rollback(s);
 			r = proto_send_msg(&s->conn, MSG_DONE, NULL, &e);

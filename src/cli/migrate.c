@@ -39,6 +39,11 @@ const char help_migrate[] =
 	"                      cold     freeze, copy everything, restore\n"
 	"                      precopy  copy memory in rounds while the workload runs;\n"
 	"                               only what changed since travels while frozen\n"
+	"                      postcopy freeze, move everything but memory, run on HOST at\n"
+	"                               once; pages follow on demand and in the background\n"
+	"                               (CRIU lazy pages) from the frozen source copy: downtime\n"
+	"                               does not grow with memory, but if this host or the link\n"
+	"                               dies before the last page arrived, the workload is lost\n"
 	"                      auto     cold for small workloads, else precopy (post-copy\n"
 	"                               modes only with --allow-postcopy); -v says why\n"
 	"  --allow-postcopy    let auto pick a post-copy mode: lowest downtime, but if this\n"
@@ -90,7 +95,8 @@ const char help_migrate[] =
 	"(until it runs on HOST), total_ms, bytes_sent, image_bytes, rootfs_bytes, files,\n"
 	"cmt_peak_rss_kib, mode_reason, rounds (per pre-copy round: pages scanned, sent,\n"
 	"unchanged, zero, bytes, duration_ms, dirty_mib_s), stop_reason, pages_* of the\n"
-	"final copy; on failure also error, error_host, hint, source_running, in_doubt.\n"
+	"final copy; postcopy: postcopy_ms (running on HOST until the last page arrived)\n"
+	"and lazy_bytes (the pages that followed); on failure also error, error_host, hint, source_running, in_doubt.\n"
 	"\n"
 	"Exit status: 0 migrated, 1 failed (the message says where and why), 2 usage.\n"
 	"\n"
@@ -162,6 +168,9 @@ int migrate_parse_args(int argc, char **argv, struct migrate_args *a, char *err,
 		case 'S':
 			a->shared_storage = true;
 			break;
+		case 1010:
+			a->allow_postcopy = true;
+			break;
 		case 'V': {
 			enum vol_policy vp;
 			if (vol_policy_parse(optarg, &vp) < 0) {
@@ -212,9 +221,6 @@ int migrate_parse_args(int argc, char **argv, struct migrate_args *a, char *err,
 			a->lease_s = (int)v;
 			break;
 		}
-		case 1010:
-			a->allow_postcopy = true;
-			break;
 		case 1011: case 1012: case 1013: case 1014: case 1015: {
 			static const struct { const char *name, *unit; double min, max; } lim[] = {
 				{ "--downtime-target", "milliseconds", 1, 3600000 }, { "--max-rounds", "rounds", 1, 64 },

@@ -48,12 +48,16 @@ struct restore_req {
 	bool stdio_pipes;          /* runc: a monitored container; stdio_fds are the write ends of the
 	                            * new monitor's pipes {stdout, stderr} */
 	int stdio_fds[2];
+	bool lazy;                 /* post-copy: memory comes from a lazy-pages daemon (agent/lazy.c) */
+	pid_t lazy_pid;            /* that daemon, while it runs */
+	double t_lazy_start;       /* when the restored copy was resumed (ms, monotonic) */
 };
 
 /* A_FLAGS bits of MSG_RESTORE */
 #define RESTORE_SHELL_JOB 1u
 #define RESTORE_TCP_ESTABLISHED 2u
 #define RESTORE_SHARED_ROOTFS 4u   /* the root filesystem was not sent: root.path (absolute) is shared storage */
+#define RESTORE_LAZY 8u            /* post-copy: memory comes from the page server relayed to 127.0.0.1:A_PORT */
 
 struct driver {
 	const char *name;
@@ -62,6 +66,13 @@ struct driver {
 	int (*inspect)(struct ctx *c, const char *name, struct workload *w, struct error *e);
 	int (*freeze)(struct ctx *c, struct workload *w, struct error *e);
 	int (*dump)(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, struct error *e);
+	/* post-copy (NULL: not supported): dump everything but memory and
+	 * start CRIU's lazy page server on 127.0.0.1:port, in the background;
+	 * returns once it listens, with the pid to wait for (it ends when the
+	 * destination has every page, or its connection ended).  The tasks stay
+	 * frozen and are never killed by it. */
+	int (*dump_lazy)(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, int port,
+			 int timeout_ms, pid_t *ret_pid, struct error *e);
 	int (*thaw)(struct ctx *c, struct workload *w, struct error *e);
 	int (*destroy)(struct ctx *c, struct workload *w, struct error *e);
 	/* destination side: restore leaves every task stopped; resume lets it

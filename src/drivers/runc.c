@@ -3,6 +3,8 @@
  * stays frozen), the restore is `runc restore -d` of the received bundle. */
 #include <errno.h>
 #include <jansson.h>
+#include <poll.h>
+#include <signal.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -249,6 +251,96 @@ static int runc_dump(struct ctx *c, struct workload *w, const char *images_dir, 
 	return 0;
 }
 
+/* Post-copy: `runc checkpoint --lazy-pages --leave-running` of the paused
+ * container, in the background.  CRIU dumps everything but memory, then
+ * serves the pages from the frozen tasks until the destination's lazy-pages
+ * daemon has them all, and only then does runc return.  Through runc CRIU
+ * ignores the address of --page-server in lazy mode (it would listen on every
+ * address); a configuration file named by CRIU_CONFIG_FILE makes it listen on
+ * 127.0.0.1 only.  --leave-running: whatever happens to the transfer, CRIU
+ * never kills the source tasks (a cut connection ends its page server as if
+ * it had finished); cmt removes them once every page has arrived. */
+static int runc_dump_lazy(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, int port,
+			  int timeout_ms, pid_t *ret_pid, struct error *e)
+{
+	static const char conf_text[] = "# written by cmt: the lazy page server listens on loopback only\naddress 127.0.0.1\n";
+	char conf[PATH_MAX + 32], env_conf[PATH_MAX + 48], ps[32], out[PATH_MAX + 32], log[PATH_MAX + 16], what[320];
+	char *argv[RUNC_MAX_ARGS];
+	char *env[] = { env_conf, NULL };
+	struct run_opts o = { .env_add = env, .output_path = out };
+	int n = 0, r, sfd = -1;
+	pid_t pid;
+	char byte;
+
+	r = ctx_need_criu(c, e);
+	if (r < 0)
+		return r;
+	r = ctx_need_runc(c, e);
+	if (r < 0)
+		return r;
+	snprintf(conf, sizeof(conf), "%s/criu-lazy-dump.conf", work_dir);
+	r = write_file_atomic(conf, conf_text, sizeof(conf_text) - 1, 0600, e);
+	if (r < 0)
+		return r;
+	snprintf(env_conf, sizeof(env_conf), "CRIU_CONFIG_FILE=%s", conf);
+	snprintf(ps, sizeof(ps), "127.0.0.1:%d", port);
+	snprintf(out, sizeof(out), "%s/runc-checkpoint.out", work_dir);
+	snprintf(log, sizeof(log), "%s/dump.log", work_dir);
+	argv[n++] = c->runc;
+	argv[n++] = "--root";
+	argv[n++] = c->cfg.runc_root;
+	if (c->criu.path[0]) {
+		argv[n++] = "--criu";
+		argv[n++] = c->criu.path;
+	}
+	argv[n++] = "checkpoint";
+	argv[n++] = "--lazy-pages";
+	argv[n++] = "--page-server";
+	argv[n++] = ps;
+	argv[n++] = "--status-fd";
+	argv[n++] = "3";
+	argv[n++] = "--leave-running";
+	if (w->tcp_established)
+		argv[n++] = "--tcp-established";
+	argv[n++] = "--image-path";
+	argv[n++] = (char *)images_dir;
+	argv[n++] = "--work-path";
+	argv[n++] = (char *)work_dir;
+	argv[n++] = w->id;
+	argv[n] = NULL;
+	r = spawn_bg(argv, &o, &sfd, &pid, e);
+	if (r < 0)
+		return r;
+	/* one byte on the status descriptor: the page server listens; the end
+	 * of the pipe without it: runc (or CRIU) failed */
+	struct pollfd pf = { sfd, POLLIN, 0 };
+	int k;
+	do
+		k = poll(&pf, 1, timeout_ms > 0 ? timeout_ms : RUNC_TIMEOUT_MS);
+	while (k < 0 && errno == EINTR);
+	ssize_t got = k > 0 ? read(sfd, &byte, 1) : 0;
+	close(sfd);
+	if (got == 1) {
+		*ret_pid = pid;
+		return 0;
+	}
+	if (k == 0)
+		kill(-pid, SIGKILL);
+	int st = -1;
+	wait_child_ms(pid, 10000, &st);
+	snprintf(what, sizeof(what), "lazy checkpoint of container %s", w->id);
+	if (k == 0)
+		error_set(e, ETIMEDOUT, "%s: the page server was not ready after %d ms", what,
+			  timeout_ms > 0 ? timeout_ms : RUNC_TIMEOUT_MS);
+	else
+		error_set(e, EIO, "%s failed (runc exit status %d)", what, st);
+	if (path_exists(log))
+		criu_explain(log, what, c->cfg.name, e);
+	else
+		error_host(e, c->cfg.name);
+	return -e->code;
+}
+
 static int runc_thaw(struct ctx *c, struct workload *w, struct error *e)
 {
 	int r;
@@ -364,12 +456,14 @@ static int runc_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, s
 	if (rq->stdio_pipes)
 		/* runc hands its own stdout and stderr to CRIU for the container's
 		 * pipe:[...] descriptors: the new monitor's pipes */
-		r = runc_cmd_fds(c, &rr, rq->stdio_fds, out, rq->timeout_ms, e, "restore", "--detach", "--image-path",
+		r = runc_cmd_fds(c, &rr, rq->stdio_fds, out, rq->timeout_ms, e, "restore", "--detach",
+				 rq->lazy ? "--lazy-pages" : "--detach", "--image-path",
 				 rq->images_dir, "--work-path", rq->work_dir, "--bundle", rq->bundle,
 				 rq->tcp_established ? "--tcp-established" : rq->id, rq->tcp_established ? rq->id : NULL,
 				 NULL);
 	else
-		r = runc_cmd(c, &rr, out, rq->timeout_ms, e, "restore", "--detach", "--image-path", rq->images_dir,
+		r = runc_cmd(c, &rr, out, rq->timeout_ms, e, "restore", "--detach",
+				 rq->lazy ? "--lazy-pages" : "--detach", "--image-path", rq->images_dir,
 			     "--work-path", rq->work_dir, "--bundle", rq->bundle,
 			     rq->tcp_established ? "--tcp-established" : rq->id, rq->tcp_established ? rq->id : NULL,
 			     NULL);
@@ -437,6 +531,7 @@ const struct driver runc_driver = {
 	.inspect = runc_inspect,
 	.freeze = runc_freeze,
 	.dump = runc_dump,
+	.dump_lazy = runc_dump_lazy,
 	.thaw = runc_thaw,
 	.destroy = runc_destroy,
 	.restore = runc_restore,

@@ -18,6 +18,7 @@
 #include "engine/journal.h"
 #include "engine/memscan.h"
 #include "engine/modes.h"
+#include "engine/postcopy.h"
 #include "engine/progress.h"
 #include "engine/rootfs.h"
 #include "monitor/monitor.h"
@@ -103,7 +104,7 @@ static void abort_migration(struct ctx *c, const struct driver *drv, struct work
 }
 
 static int send_restore(struct peer *p, const struct workload *w, uint32_t lease_ms, bool shared,
-			const char *images, struct migrate_stats *st, struct error *e)
+			const char *images, int lazy_port, struct migrate_stats *st, struct error *e)
 {
 	uint32_t deadline = handoff_restore_deadline_ms(lease_ms, st->image_bytes);
 	struct mbuf mb;
@@ -112,8 +113,10 @@ static int send_restore(struct peer *p, const struct workload *w, uint32_t lease
 
 	mb_init(&mb);
 	mb_u32(&mb, A_FLAGS, (w->shell_job ? RESTORE_SHELL_JOB : 0) | (w->tcp_established ? RESTORE_TCP_ESTABLISHED : 0) |
-				     (shared ? RESTORE_SHARED_ROOTFS : 0));
+				     (shared ? RESTORE_SHARED_ROOTFS : 0) | (lazy_port > 0 ? RESTORE_LAZY : 0));
 	mb_u32(&mb, A_DEADLINE_MS, deadline);
+	if (lazy_port > 0)
+		mb_u32(&mb, A_PORT, (uint32_t)lazy_port);
 	if (w->kind == KIND_RUNC) {
 		char *cfg = NULL, *cfg2 = NULL;
 		/* copied and skipped volumes live in the bundle there (volumes/N) */
@@ -363,6 +366,8 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	enum mig_mode mode = MODE_COLD;
 	struct pageset set = { 0 };
 	struct zpolicy zp = { .mode = o->compress };
+	struct postcopy pc = { 0 };
+	bool postcopy = false;
 	int r, lock = -1;
 	char lock_name[300];
 
@@ -431,9 +436,9 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	fault_set_conn(p.conn.rfd, p.conn.wfd);
 
 	{
-		struct precheck pc;
-		criu_precheck(w.pid, &pc);
-		w.tcp_established = pc.tcp_established > 0;
+		struct precheck prc;
+		criu_precheck(w.pid, &prc);
+		w.tcp_established = prc.tcp_established > 0;
 	}
 	if (!o->force) {
 		r = run_checks(c, o, &p, &w, st, e);
@@ -479,6 +484,14 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	}
 	snprintf(st->mode, sizeof(st->mode), "%s", mode_name(mode));
 	p.conn.max_bps = o->max_bandwidth_bps;
+	postcopy = mode == MODE_POSTCOPY;
+	st->postcopy = postcopy;
+	if (postcopy) {
+		/* checked even with --force: without it the lazy transfer breaks */
+		r = postcopy_check(c, &p, st->checked ? &st->checks : NULL, drv, w.label, e);
+		if (r < 0)
+			goto fail_nohook;
+	}
 
 	mb_init(&mb);
 	mb_str(&mb, A_MIGRATION_ID, st->migration_id);
@@ -495,6 +508,12 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	 * the agent bounds its waits for us the same way */
 	p.conn.timeout_ms = (int)lease;
 	fault_point("after-prepare");
+	if (postcopy) {
+		/* the page relay's session opens now, while the workload runs */
+		r = postcopy_relay_start(&pc, o, c->cfg.name, st->migration_id, lease, &p, e);
+		if (r < 0)
+			goto fail;
+	}
 
 	/* The root filesystem is copied while the workload still runs; only
 	 * what changes from here on travels after the freeze. */
@@ -556,7 +575,10 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	fault_set_phase("frozen");
 	fault_point("after-freeze");
 	log_debug("%s frozen", w.label);
-	r = drv->dump(c, &w, images, work, e);
+	if (postcopy)
+		r = postcopy_dump(&pc, c, drv, &w, images, work, lease, e); /* everything but memory */
+	else
+		r = drv->dump(c, &w, images, work, e);
 	if (r < 0)
 		goto fail;
 	st->t_dumped = now_ms();
@@ -611,7 +633,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		goto fail;
 	/* The agent restores the workload stopped: it does not run until COMMIT. */
 	fault_point("before-restore");
-	r = send_restore(&p, &w, lease, o->shared_storage, images, st, e);
+	r = send_restore(&p, &w, lease, o->shared_storage, images, postcopy ? pc.dest_port : 0, st, e);
 	if (r < 0)
 		goto fail;
 	st->t_restored = now_ms();
@@ -647,7 +669,12 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		peer_close(&p);
 		connected = false;
 		oc = handoff_query(o->rsh, o->to, o->remote_cmt, c->cfg.name, st->migration_id, lease, &qe);
-		if (oc == OUTCOME_COMMITTED) {
+		if (oc == OUTCOME_COMMITTED && postcopy) {
+			st->t_running = now_ms();
+			error_set(e, EIO, "%s confirms the commit, but the connection that would say when the last page of %s "
+				  "arrived is lost", p.name, w.label);
+			goto postcopy_unconfirmed;
+		} else if (oc == OUTCOME_COMMITTED) {
 			log_info("%s confirms the commit", p.name);
 			st->t_running = now_ms(); /* at the latest */
 			error_clear(e);
@@ -671,7 +698,17 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		goto fail;
 	}
 	msg_free(&m);
-	st->bytes_sent = p.conn.bytes_out;
+	if (postcopy) {
+		/* It runs there; its pages keep coming from the frozen copy here,
+		 * which may go only once every one of them has arrived. */
+		r = postcopy_finish(&pc, &p.conn, lease, p.name, e);
+		st->lazy_bytes = pc.lazy_bytes;
+		st->postcopy_ms = pc.postcopy_ms;
+		if (r < 0)
+			goto postcopy_unconfirmed;
+		st->t_lazy_done = now_ms();
+	}
+	st->bytes_sent = p.conn.bytes_out + st->lazy_bytes;
 	fault_point("before-destroy");
 	/* (a `cmt run` container: the driver also releases its monitor here
 	 * and removes the log, which goes on on the destination) */
@@ -702,8 +739,24 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		rootfs_sync_free(&vrs[i]);
 	return 0;
 
+postcopy_unconfirmed:
+	/* Committed, resumed there, and the pages may still be needed: the relay
+	 * ends by itself when the transfer does (or its connection dies).  The
+	 * frozen copy here is the workload as it was at the freeze: never resumed
+	 * by cmt (the destination's copy ran), never removed without proof that
+	 * every page arrived. */
+	postcopy_drain(&pc);
+	st->post_failed = true;
+	error_host(e, p.name);
+	error_hint(e, "post-copy's one unrecoverable case: if %s keeps working on %s, run `cmt recover` on %s (it "
+		      "confirms the commit and removes the frozen copy); if it broke there (pages lost), remove it "
+		      "there and resume the frozen copy here (`runc resume %s`): it is the state of the freeze",
+		   w.label, p.name, c->cfg.name, w.id);
+	goto out;
 fail:
 	keepalive_stop(&ka);
+	/* the relay and the page server end first; the tasks stay frozen, intact */
+	postcopy_stop(&pc);
 	st->bytes_sent = p.conn.bytes_out;
 	abort_migration(c, drv, &w, &p, connected && e->code != ECONNRESET && e->code != EPIPE, st, e);
 	{
@@ -736,14 +789,15 @@ fail_nohook:
 	}
 out:
 	keepalive_stop(&ka);
-	st->bytes_sent = p.conn.bytes_out;
+	postcopy_stop(&pc);
+	st->bytes_sent = p.conn.bytes_out + st->lazy_bytes;
 	if (connected)
 		peer_close(&p);
 fail_early:
 	st->t_end = now_ms();
 	/* Still running here unless it was never found, is left frozen (resume
 	 * failed), or the outcome is in doubt after a commit. */
-	st->source_running = inspected && !w.frozen && !st->in_doubt;
+	st->source_running = inspected && !w.frozen && !st->in_doubt && !st->post_failed;
 	lock_release(lock);
 	workload_free(&w);
 	pageset_free(&set);
@@ -777,6 +831,11 @@ char *migrate_stats_json(const struct migrate_stats *st, const struct error *e)
 	json_object_set_new(j, "restore_ms", json_real(span(st->t_transferred, st->t_restored)));
 	json_object_set_new(j, "commit_ms", json_real(span(st->t_restored, st->t_running)));
 	json_object_set_new(j, "total_ms", json_real(span(st->t_start, st->t_end)));
+	if (st->postcopy) {
+		/* resumed there until the last page arrived; what came lazily */
+		json_object_set_new(j, "postcopy_ms", json_real(st->postcopy_ms));
+		json_object_set_new(j, "lazy_bytes", json_integer((json_int_t)st->lazy_bytes));
+	}
 	{
 		struct rusage ru;
 		if (getrusage(RUSAGE_SELF, &ru) == 0)

@@ -62,6 +62,11 @@ struct migrate_stats {
 	bool source_thawed;      /* failure: the workload was frozen and runs on the source again */
 	bool source_running;     /* failure: the workload runs on the source (never frozen, or thawed) */
 	bool in_doubt;           /* commit sent, no answer: see the message */
+	bool postcopy;           /* mode postcopy: pages followed the restore */
+	bool post_failed;        /* committed and resumed there, but the last page was not confirmed */
+	double t_lazy_done;      /* LAZY_DONE: every page arrived */
+	double postcopy_ms;      /* running there until the last page arrived */
+	uint64_t lazy_bytes;     /* page-server stream relayed to the destination */
 	bool checked;            /* checks ran; results in 'checks' */
 	bool precopied;          /* pre-copy rounds ran: 'pre' */
 	struct precopy_stats pre;

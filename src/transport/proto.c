@@ -49,6 +49,7 @@ static const struct {
 	[A_OUTCOME] = { K_U32, 0, "outcome" },
 	[A_DEADLINE_MS] = { K_U32, 0, "deadline-ms" },
 	[A_NAME] = { K_STR, 255, "name" },
+	[A_PORT] = { K_U32, 0, "port" },
 };
 
 #define BIT(t) (1ull << (t))
@@ -84,6 +85,11 @@ static const struct {
 	{ MSG_QUERY, "QUERY", BIT(A_MIGRATION_ID), true },
 	{ MSG_STATUS, "STATUS", BIT(A_MIGRATION_ID) | BIT(A_OUTCOME), true },
 	{ MSG_KEEPALIVE, "KEEPALIVE", 0, true },
+	{ MSG_RELAY, "RELAY", BIT(A_MIGRATION_ID), true },
+	{ MSG_RELAY_READY, "RELAY_READY", BIT(A_PORT), true },
+	{ MSG_RELAY_OPEN, "RELAY_OPEN", 0, true },
+	{ MSG_RELAY_CLOSE, "RELAY_CLOSE", 0, true },
+	{ MSG_LAZY_DONE, "LAZY_DONE", BIT(A_DURATION_US), true },
 };
 
 static int schema_index(uint16_t type)

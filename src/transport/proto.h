@@ -48,6 +48,12 @@ enum msg_type {
 	MSG_QUERY = 0x0043,        /* source -> agent: what became of this migration? (after a lost DONE) */
 	MSG_STATUS = 0x0044,       /* agent -> source: its outcome (A_OUTCOME) */
 	MSG_KEEPALIVE = 0x0045,    /* either way: busy but alive (restarts the peer's lease); no answer */
+	/* post-copy (engine/postcopy.c, agent/lazy.c) */
+	MSG_RELAY = 0x0050,        /* source -> agent, own session: relay CRIU's page server for this migration */
+	MSG_RELAY_READY = 0x0051,  /* agent -> source: listening on 127.0.0.1:A_PORT for the lazy-pages daemon */
+	MSG_RELAY_OPEN = 0x0052,   /* agent -> source: the daemon connected: connect to the page server */
+	MSG_RELAY_CLOSE = 0x0053,  /* either way: this side's socket reached its end (half close) */
+	MSG_LAZY_DONE = 0x0054,    /* agent -> source, main session after DONE: every page arrived */
 };
 
 enum attr_tag {
@@ -78,6 +84,7 @@ enum attr_tag {
 	A_OUTCOME = 25,   /* u32 enum outcome (STATUS) */
 	A_DEADLINE_MS = 26, /* u32: how long the agent may take to restore (RESTORE) */
 	A_NAME = 40,      /* str: a file name (STREAM_BEGIN of AREA_PAGE_IMAGE), [A-Za-z0-9._-], <= 255 */
+	A_PORT = 50,      /* u32: a TCP port on the agent's 127.0.0.1 (RELAY_READY, RESTORE with RESTORE_LAZY) */
 	A_ATTR_MAX = 64   /* tags are < 64: struct msg keeps a 64-bit presence mask */
 };
 

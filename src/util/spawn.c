@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -314,5 +315,97 @@ int spawn_piped(char *const argv[], pid_t *ret_pid, int *ret_to_child, int *ret_
 	*ret_pid = pid;
 	*ret_to_child = in[1];
 	*ret_from_child = out[0];
+	return 0;
+}
+
+int spawn_bg(char *const argv[], const struct run_opts *o, int *ret_status_fd, pid_t *ret_pid, struct error *e)
+{
+	int st[2] = { -1, -1 }, in = -1, out = -1, err;
+	pid_t pid;
+
+	in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return error_errno(e, errno, "cannot open /dev/null");
+	out = open(o && o->output_path ? o->output_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (out < 0) {
+		err = errno;
+		close(in);
+		return error_errno(e, err, "cannot open %s", o && o->output_path ? o->output_path : "/dev/null");
+	}
+	if (ret_status_fd && pipe2(st, O_CLOEXEC) < 0) {
+		err = errno;
+		close(in);
+		close(out);
+		return error_errno(e, err, "pipe");
+	}
+	log_debug("starting in the background: %s", argv_str(argv));
+	pid = fork();
+	if (pid < 0) {
+		err = errno;
+		close(in);
+		close(out);
+		if (st[0] >= 0) {
+			close(st[0]);
+			close(st[1]);
+		}
+		return error_errno(e, err, "cannot start %s", argv[0]);
+	}
+	if (pid == 0) {
+		/* its own process group: the caller can end it with everything it started */
+		setpgid(0, 0);
+		if (st[1] >= 0) {
+			/* fd 3 is the status descriptor (not close-on-exec) */
+			if (st[1] == 3) {
+				fcntl(3, F_SETFD, 0);
+			} else if (dup2(st[1], 3) < 0) {
+				_exit(127);
+			}
+		}
+		if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+			_exit(127);
+		close_range(st[1] >= 0 ? 4 : 3, ~0U, 0);
+		if (o && o->cwd && chdir(o->cwd) < 0)
+			_exit(127);
+		if (o && o->env_add)
+			for (char *const *kv = o->env_add; *kv; kv++)
+				putenv(*kv);
+		signal(SIGPIPE, SIG_DFL);
+		execvp(argv[0], argv);
+		dprintf(2, "cmt: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	setpgid(pid, pid); /* both sides: no race with a kill of the group */
+	close(in);
+	close(out);
+	if (st[1] >= 0)
+		close(st[1]);
+	if (ret_status_fd)
+		*ret_status_fd = st[0];
+	*ret_pid = pid;
+	return 0;
+}
+
+int wait_child_ms(pid_t pid, int timeout_ms, int *status)
+{
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0), st;
+
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+		int k = poll(&pf, 1, timeout_ms);
+		if (k < 0 && errno == EINTR)
+			continue;
+		close(fd);
+		if (k == 0)
+			return -ETIMEDOUT;
+		if (k < 0)
+			return -errno;
+		break;
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	return 0;
 }

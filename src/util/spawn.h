@@ -38,3 +38,11 @@ const char *argv_str(char *const argv[]);
 int spawn_piped(char *const argv[], pid_t *ret_pid, int *ret_to_child, int *ret_from_child, struct error *e);
 /* Waits for pid; returns exit code or 128+signal. */
 int wait_child(pid_t pid);
+/* Starts argv in the background in its own process group, stdin on
+ * /dev/null, stdout and stderr appended to o->output_path (NULL: /dev/null),
+ * with o->cwd and o->env_add.  With ret_status_fd, the child's fd 3 is the
+ * write end of a new pipe whose read end (close-on-exec) is returned. */
+int spawn_bg(char *const argv[], const struct run_opts *o, int *ret_status_fd, pid_t *ret_pid, struct error *e);
+/* Waits at most timeout_ms (-1: forever) for pid to end: 0 with *status
+ * (exit code or 128+signal), -ETIMEDOUT (still running), or negative errno. */
+int wait_child_ms(pid_t pid, int timeout_ms, int *status);

@@ -1,0 +1,176 @@
+#include "agent/lazy.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine/handoff.h"
+#include "engine/migrate.h"
+#include "transport/keepalive.h"
+#include "transport/relay.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/spawn.h"
+
+/* How long the daemon may take to listen for the restore. */
+#define LAZY_READY_MS 20000
+
+int agent_relay(struct ctx *c, struct proto_conn *conn, const struct msg *m, struct error *e)
+{
+	const char *id = m->str[A_MIGRATION_ID];
+	uint32_t lease = handoff_lease_clamp(msg_has(m, A_LEASE_MS) ? (uint32_t)m->num[A_LEASE_MS] : 0);
+	char jp[PATH_MAX + 96];
+	struct relay_stats rs;
+	struct mbuf mb;
+	int ls, port = 0, sock = -1, r;
+
+	if (!migration_id_valid(id))
+		return error_set(e, EINVAL, "invalid migration ID '%s'", id);
+	/* only for a migration this host has prepared and not finished */
+	snprintf(jp, sizeof(jp), "%s/migrations/%s/journal", c->cfg.root, id);
+	if (!path_exists(jp))
+		return error_set(e, ENOENT, "no migration %s in progress on %s: nothing to relay pages for", id, c->cfg.name);
+	ls = relay_listen_loopback(&port, e);
+	if (ls < 0)
+		return ls;
+	mb_init(&mb);
+	mb_u32(&mb, A_PORT, (uint32_t)port);
+	r = proto_send_msg(conn, MSG_RELAY_READY, &mb, e);
+	mb_free(&mb);
+	if (r < 0) {
+		close(ls);
+		return r;
+	}
+	log_debug("agent: relaying the pages of migration %s from 127.0.0.1:%d", id, port);
+	/* Wait for the daemon (it connects during the restore); the source may
+	 * give up meanwhile (its end of the session closes), and the silence is
+	 * bounded by the lease both ways. */
+	double last = now_ms();
+	for (;;) {
+		struct pollfd pf[2] = { { ls, POLLIN, 0 }, { conn->rfd, POLLIN, 0 } };
+		int k = poll(pf, 2, (int)(lease / 3));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			r = error_errno(e, errno, "poll");
+			break;
+		}
+		if (pf[1].revents) {
+			/* the source says nothing before OPEN: this is its end (or an ABORT) */
+			r = error_set(e, ECONNRESET, "the source closed the page relay of migration %s before it was used", id);
+			break;
+		}
+		if (pf[0].revents) {
+			sock = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+			if (sock < 0 && errno == EINTR)
+				continue;
+			if (sock < 0)
+				r = error_errno(e, errno, "accept on 127.0.0.1:%d", port);
+			break;
+		}
+		if (now_ms() - last > 1000.0 * 60 * 60) {
+			r = error_set(e, ETIMEDOUT, "nothing connected to the page relay of migration %s for an hour", id);
+			break;
+		}
+		r = proto_send_keepalive(conn, e);
+		if (r < 0)
+			break;
+	}
+	close(ls);
+	if (sock < 0)
+		return r < 0 ? r : -EIO;
+	r = proto_send_msg(conn, MSG_RELAY_OPEN, NULL, e);
+	if (r == 0)
+		r = relay_pump(conn, sock, lease, &rs, e);
+	close(sock);
+	if (r == 0)
+		log_debug("agent: page relay of %s done: %llu bytes in, %llu out", id, (unsigned long long)rs.from_peer,
+			  (unsigned long long)rs.to_peer);
+	return r;
+}
+
+int lazy_daemon_start(struct ctx *c, struct restore_req *rq, int port, struct error *e)
+{
+	char ps[16], out[PATH_MAX + 32], log[PATH_MAX + 32];
+	char *argv[] = { c->criu.path, "lazy-pages", "--page-server", "--address", "127.0.0.1", "--port", ps,
+			 "--images-dir", rq->images_dir, "--work-dir", rq->work_dir, "--log-file", "lazy-pages.log",
+			 "--status-fd", "3", NULL };
+	struct run_opts o = { .cwd = rq->work_dir, .output_path = out };
+	int sfd = -1, r, k, st = -1;
+	char b;
+
+	r = ctx_need_criu(c, e);
+	if (r < 0)
+		return r;
+	if (port <= 0 || port > 65535)
+		return error_set(e, EINVAL, "invalid relay port %d", port);
+	snprintf(ps, sizeof(ps), "%d", port);
+	snprintf(out, sizeof(out), "%s/lazy-pages.out", rq->work_dir);
+	snprintf(log, sizeof(log), "%s/lazy-pages.log", rq->work_dir);
+	r = spawn_bg(argv, &o, &sfd, &rq->lazy_pid, e);
+	if (r < 0)
+		return r;
+	struct pollfd pf = { sfd, POLLIN, 0 };
+	do
+		k = poll(&pf, 1, LAZY_READY_MS);
+	while (k < 0 && errno == EINTR);
+	ssize_t got = k > 0 ? read(sfd, &b, 1) : 0;
+	close(sfd);
+	if (got == 1)
+		return 0;
+	lazy_daemon_kill(rq);
+	if (k == 0)
+		error_set(e, ETIMEDOUT, "CRIU's lazy-pages daemon did not get ready in %d ms", LAZY_READY_MS);
+	else
+		error_set(e, EIO, "CRIU's lazy-pages daemon failed to start");
+	(void)st;
+	if (path_exists(log))
+		criu_explain(log, "lazy-pages daemon", rq->host, e);
+	else
+		error_host(e, rq->host);
+	return -e->code;
+}
+
+void lazy_daemon_kill(struct restore_req *rq)
+{
+	int st;
+
+	if (rq->lazy_pid <= 0)
+		return;
+	kill(-rq->lazy_pid, SIGKILL);
+	wait_child_ms(rq->lazy_pid, 10000, &st);
+	rq->lazy_pid = 0;
+}
+
+int lazy_daemon_wait(struct restore_req *rq, struct proto_conn *conn, unsigned lease_ms, struct error *e)
+{
+	struct keepalive ka = { 0 };
+	char log[PATH_MAX + 32];
+	int st = -1, r;
+
+	if (rq->lazy_pid <= 0)
+		return 0;
+	/* as long as pages flow (the relay session bounds the source's
+	 * silence); the source hears keepalives meanwhile */
+	keepalive_start(&ka, conn, lease_ms / 3);
+	r = wait_child_ms(rq->lazy_pid, -1, &st);
+	keepalive_stop(&ka);
+	rq->lazy_pid = 0;
+	if (r < 0)
+		return error_errno(e, -r, "waiting for the lazy-pages daemon");
+	if (st == 0)
+		return 0;
+	snprintf(log, sizeof(log), "%s/lazy-pages.log", rq->work_dir);
+	error_set(e, EIO, "CRIU's lazy-pages daemon exited with status %d", st);
+	if (path_exists(log))
+		criu_explain(log, "the post-copy memory transfer", rq->host, e);
+	error_wrap(e, "%s resumed here with pages still on the source, and those that did not arrive are lost",
+		   rq->id);
+	error_host(e, rq->host);
+	return -e->code;
+}

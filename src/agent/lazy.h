@@ -1,0 +1,26 @@
+/* The destination side of post-copy (see doc/design.md "Post-copy").
+ *
+ *   relay:  a second `cmt agent --stdio` session, opened by the source with
+ *           RELAY, listens on 127.0.0.1 for CRIU's lazy-pages daemon and
+ *           carries its TCP stream to the source's page server (which listens
+ *           on the source's 127.0.0.1 only) through the remote shell.
+ *   daemon: `criu lazy-pages` started before a lazy restore; it pulls the
+ *           pages the restored tasks touch and pushes the rest in the
+ *           background, and exits once every page has arrived. */
+#pragma once
+#include <stdbool.h>
+
+#include "drivers/driver.h"
+#include "engine/context.h"
+#include "transport/proto.h"
+
+/* Answers RELAY on conn (this session does nothing else afterwards). */
+int agent_relay(struct ctx *c, struct proto_conn *conn, const struct msg *m, struct error *e);
+/* Starts the lazy-pages daemon of rq (connecting to 127.0.0.1:port, the
+ * relay) and waits until it listens for the restore; rq->lazy_pid is set. */
+int lazy_daemon_start(struct ctx *c, struct restore_req *rq, int port, struct error *e);
+/* Ends the daemon, if any (rollback). */
+void lazy_daemon_kill(struct restore_req *rq);
+/* Waits for the daemon to exit once every page has arrived, with KEEPALIVE
+ * frames on conn meanwhile; 0 when it succeeded. */
+int lazy_daemon_wait(struct restore_req *rq, struct proto_conn *conn, unsigned lease_ms, struct error *e);
