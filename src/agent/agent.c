@@ -563,6 +563,7 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 		r = lazy_daemon_start(s->c, &s->rq, (int)m->num[A_PORT], e);
 		if (r < 0)
 			return r;
+		log_debug("agent: lazy-pages daemon ready after %.0f ms", now_ms() - t0);
 	}
 	if (s->log_received) {
 		/* runc gives these pipes to the restored container as its stdout

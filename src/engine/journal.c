@@ -1,4 +1,5 @@
 #include "engine/journal.h"
+#include "engine/postcopy.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -238,6 +239,8 @@ static int recover_one(struct ctx *c, const char *mig_dir, const char *id, bool 
 		if (!w.freeze_cg[0])
 			pid_freeze_cgroup_path(c, w.pid, w.freeze_cg, sizeof(w.freeze_cg));
 	}
+	/* post-copy: a page server left running holds the tasks */
+	postcopy_recover(mig_dir);
 	switch (j.state) {
 	case J_PREPARED:
 	case J_FROZEN:

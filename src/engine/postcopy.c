@@ -10,12 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "engine/facts.h"
 #include "engine/modes.h"
 #include "transport/relay.h"
+#include "util/fs.h"
 #include "util/log.h"
 #include "util/spawn.h"
 
@@ -183,7 +185,7 @@ int postcopy_relay_start(struct postcopy *pc, const struct migrate_opts *o, cons
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return error_errno(e, errno, "pipe");
 	fflush(NULL);
-	pid_t pid = fork();
+	pid_t parent = getpid(), pid = fork();
 	if (pid < 0) {
 		int err = errno;
 		close(fds[0]);
@@ -192,6 +194,9 @@ int postcopy_relay_start(struct postcopy *pc, const struct migrate_opts *o, cons
 	}
 	if (pid == 0) {
 		setpgid(0, 0); /* with its remote shell: one group to end */
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives cmt */
+		if (getppid() != parent)
+			_exit(1);
 		close(fds[0]);
 		/* the main session is the parent's alone */
 		close(p->conn.rfd);
@@ -222,13 +227,6 @@ int postcopy_relay_start(struct postcopy *pc, const struct migrate_opts *o, cons
 	return -e->code;
 }
 
-int postcopy_dump(struct postcopy *pc, struct ctx *c, const struct driver *drv, struct workload *w, const char *images,
-		  const char *work, uint32_t lease_ms, struct error *e)
-{
-	(void)lease_ms;
-	return drv->dump_lazy(c, w, images, work, pc->ps_port, 0, &pc->dump_pid, e);
-}
-
 /* Ends the page server if nothing ever connected to it: a connection that
  * closes at once ends it (CRIU then leaves the tasks as they were: frozen). */
 static void poke_page_server(int port)
@@ -238,6 +236,62 @@ static void poke_page_server(int port)
 
 	if (s >= 0)
 		close(s);
+}
+
+int postcopy_dump(struct postcopy *pc, struct ctx *c, const struct driver *drv, struct workload *w, const char *images,
+		  const char *work, uint32_t lease_ms, struct error *e)
+{
+	char txt[64];
+	int r;
+
+	(void)lease_ms;
+	r = drv->dump_lazy(c, w, images, work, pc->ps_port, 0, &pc->dump_pid, e);
+	if (r < 0)
+		return r;
+	/* for `cmt recover` after a crash: the page server holds the tasks
+	 * until it ends (see postcopy_recover) */
+	snprintf(pc->marker, sizeof(pc->marker), "%s/lazy-dump", work);
+	snprintf(txt, sizeof(txt), "%d %d\n", pc->ps_port, (int)pc->dump_pid);
+	struct error tmp = { 0 };
+	if (write_file_atomic(pc->marker, txt, strlen(txt), 0600, &tmp) < 0)
+		log_warn("%s", tmp.msg);
+	return 0;
+}
+
+void postcopy_recover(const char *mig_dir)
+{
+	char p[PATH_MAX + 32], cmd[PATH_MAX], *txt = NULL;
+	struct error e = { 0 };
+	int port = 0, pid = 0;
+
+	snprintf(p, sizeof(p), "%s/work/lazy-dump", mig_dir);
+	if (!path_exists(p) || read_file(p, 64, &txt, NULL, &e) < 0)
+		return;
+	if (sscanf(txt, "%d %d", &port, &pid) == 2 && port > 0 && port < 65536 && pid > 1) {
+		/* only if that process group is still a lazy checkpoint */
+		snprintf(cmd, sizeof(cmd), "/proc/%d/cmdline", pid);
+		char *cl = NULL;
+		size_t n = 0;
+		bool ours = false;
+		if (read_file(cmd, 8192, &cl, &n, &e) == 0) {
+			for (size_t i = 0; i + 1 < n; i++)
+				if (!cl[i])
+					cl[i] = ' ';
+			ours = strstr(cl, "checkpoint --lazy-pages") != NULL && strstr(cl, mig_dir) != NULL;
+		}
+		free(cl);
+		if (ours) {
+			poke_page_server(port);
+			for (int i = 0; i < 200 && kill(pid, 0) == 0; i++) {
+				struct pollfd none;
+				poll(&none, 0, 50); /* the dump ends within moments once poked */
+				if (i == 100)
+					kill(-pid, SIGKILL);
+			}
+		}
+	}
+	free(txt);
+	unlink(p);
 }
 
 void postcopy_stop(struct postcopy *pc)
@@ -260,6 +314,9 @@ void postcopy_stop(struct postcopy *pc)
 		}
 		pc->dump_pid = 0;
 	}
+	if (pc->marker[0])
+		unlink(pc->marker);
+	pc->marker[0] = 0;
 	if (pc->report_fd >= 0)
 		close(pc->report_fd);
 	pc->report_fd = -1;

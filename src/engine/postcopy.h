@@ -40,6 +40,7 @@ struct postcopy {
 	pid_t dump_pid;     /* the lazy dump, serving pages until the destination has them all */
 	uint64_t lazy_bytes; /* page-server stream sent to the destination */
 	double postcopy_ms; /* from running there (DONE) until the last page arrived (LAZY_DONE) */
+	char marker[PATH_MAX + 32]; /* <work>/lazy-dump while the lazy dump runs (for recovery) */
 };
 
 /* Fails, with the reason and what to do, when this host or the destination
@@ -57,3 +58,6 @@ void postcopy_stop(struct postcopy *pc);
 /* After COMMIT without LAZY_DONE: waits for the relay to end by itself (the
  * transfer finished or its connection died), then for the page server. */
 void postcopy_drain(struct postcopy *pc);
+/* Recovery of a source migration whose cmt died: a lazy dump still running
+ * (it keeps the tasks seized) is ended, so that they can be resumed or removed. */
+void postcopy_recover(const char *mig_dir);

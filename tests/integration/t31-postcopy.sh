@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# t31-postcopy.sh - post-copy (--mode postcopy, CRIU lazy pages) of a runc
+# container running memhog (tests/workload/memhog.c, which verifies every
+# page of its memory):
+#   - refused with a clear message while fs.pipe-max-size is too small for
+#     a root without CAP_SYS_RESOURCE (checked first, then the test raises
+#     the sysctl and restores the old value on exit);
+#   - h1 -> h2: exit 0, the JSON statistics (mode, frozen_ms, downtime_ms,
+#     total_ms, bytes_sent, postcopy_ms, lazy_bytes), the memory verified on
+#     h2, the workload runs once (a watcher samples both copies: both ticking
+#     at once fails), nothing left on h1 (runc state, processes, CRIU's page
+#     server, the relay, images) or h2 (lazy-pages daemon, images);
+#   - CRIU's page server never listens on anything but 127.0.0.1 (sampled
+#     while the migration runs);
+#   - failures before the destination resumes leave the workload running on
+#     h1, its memory intact: the agent killed after the lazy restore (pages
+#     flowing into its stopped copy), the source cut after RESTORED, and the
+#     source killed while frozen with its page server up (then `cmt recover`);
+#   - --mode auto without --allow-postcopy never migrates post-copy.
+# LAB_* come from the lab's env file; single quotes keep $ for the hosts' shells:
+# shellcheck disable=SC2154,SC2016
+set -u
+. "$(dirname "$0")/lib.sh"
+require_root
+require_cmt
+require_cmd runc busybox sysctl ss
+
+MIB=${T31_MIB:-64}
+LEASE=5
+lab_start 2
+work=$(mktemp -d /tmp/cmt-t31.XXXXXX)
+at_exit rm -rf "$work"
+RSH="ssh -F $LAB_SSH_CONFIG"
+make -s -C "$REPO/tests/workload" OUT="$work/bin" >/dev/null || bail "cannot build memhog"
+
+state_of() { # ID HOST
+	if [ "$2" = h1 ]; then echo "$work/$1/rootfs/tmp/state"; else echo "$LAB_DIR/h2/cmt/bundles/$1/rootfs/tmp/state"; fi
+}
+start_memhog() { # ID
+	local b=$work/$1
+	make_bundle "$b" h1 /bin/memhog --mib "$MIB" --dirty-mib-s 4 --verify-ms 500 --state /tmp/state >/dev/null ||
+		{ echo "make_bundle failed"; return 1; }
+	cp "$work/bin/memhog" "$b/rootfs/bin/memhog"
+	on h1 sh -c "cd '$b' && exec runc run -d '$1' </dev/null >/dev/null 2>&1" || { echo "runc run failed"; return 1; }
+	wait_until 30 test -s "$b/rootfs/tmp/state" || { echo "no state file"; return 1; }
+	wait_until 5 mh_ge "$b/rootfs/tmp/state" ticks 1 || { echo "no ticks: $(cat "$b/rootfs/tmp/state")"; return 1; }
+}
+cleanup_ct() { # ID
+	local h
+	for h in h1 h2; do on "$h" runc delete --force "$1" >/dev/null 2>&1; done
+	rm -rf "${work:?}/$1" "$LAB_DIR/h2/cmt/bundles/$1" "$LAB_DIR/h1/cmt/bundles/$1"
+}
+# verified HOST ID: memhog ticks on and a verification pass asked now finds no bad page
+verified() {
+	local st t0 u
+	st=$(state_of "$2" "$1")
+	t0=$(mh_get "$st" ticks) || { echo "no state on $1"; return 1; }
+	wait_until 10 mh_ge "$st" ticks $((t0 + 1)) || { echo "memhog does not tick on $1"; return 1; }
+	u=$(mh_get "$st" usr1 || echo 0)
+	on "$1" runc kill "$2" USR1
+	wait_until 60 mh_ge "$st" usr1 $((u + 1)) || { echo "memhog did not verify on $1"; return 1; }
+	[ "$(mh_get "$st" verify_fail)" = 0 ] || { echo "memory damaged on $1: $(cat "$st")"; return 1; }
+}
+# watch ID OUT: until killed, sample both copies every 100 ms: both ticking
+# means two running copies; CRIU listening on anything but loopback on h1 is
+# recorded too
+watch() {
+	local a=$work/$1/rootfs/tmp/state b=$LAB_DIR/h2/cmt/bundles/$1/rootfs/tmp/state pa="" pb="" ta tb l
+	while :; do
+		ta=$(mh_get "$a" ticks 2>/dev/null || echo "")
+		tb=$(mh_get "$b" ticks 2>/dev/null || echo "")
+		if [ -n "$pa" ] && [ -n "$pb" ] && [ -n "$ta" ] && [ -n "$tb" ] && [ "$ta" -gt "$pa" ] && [ "$tb" -gt "$pb" ]; then
+			echo "TWICE: both copies ticked: h1 $pa->$ta, h2 $pb->$tb" >>"$2"
+		fi
+		l=$(on h1 ss -Hltnp 2>/dev/null | grep criu)
+		[ -n "$l" ] && echo "LISTEN $l" >>"$2"
+		pa=$ta pb=$tb
+		sleep 0.1
+	done
+}
+# leftovers HOST: what a finished migration must not leave
+leftovers() {
+	local h=$1 out=""
+	out+=$(on "$h" ss -Hltnp 2>/dev/null | grep -v sshd)
+	out+=$(on "$h" pgrep -af 'criu|checkpoint --lazy|agent --stdio' 2>/dev/null | grep -v pgrep)
+	out+=$(find "$LAB_DIR/$h/cmt/migrations" \( -name images -o -name journal -o -name lazy-dump \) 2>/dev/null)
+	echo "$out"
+}
+agents_gone() { ! on h2 pgrep -f 'agent --stdio' >/dev/null; }
+
+# --- the pipe-size limit ---------------------------------------------------------
+old_pipe=$(sysctl -n fs.pipe-max-size) || bail "cannot read fs.pipe-max-size"
+at_exit "sysctl -q -w fs.pipe-max-size=$old_pipe"
+cleanup_ct p0
+why=$(start_memhog p0 2>&1) || bail "memhog did not start: $why"
+if [ "$old_pipe" -lt 4194304 ]; then
+	migrate_from h1 p0 --to h2 --mode postcopy --lease "$LEASE"
+	is "$MIG_RC" 1 "post-copy is refused while fs.pipe-max-size is $old_pipe"
+	jtest "the failing lazy-pages check names fs.pipe-max-size and the sysctl that fixes it" \
+		'any(c["name"] == "lazy-pages" and c["status"] == "fail" and "fs.pipe-max-size" in c["detail"] and "sysctl fs.pipe-max-size=4194304" in c["hint"] for c in d["checks"])' \
+		"the workload still runs on the source" 'd["source_running"] is True'
+	is "$(runc_status h1 p0)" running "p0 still runs on h1 after the refusal"
+	is "$(on h2 runc list -q)" "" "nothing was restored on h2"
+	# --force skips the checks, not this one
+	migrate_from h1 p0 --to h2 --mode postcopy --lease "$LEASE" --force
+	is "$MIG_RC" 1 "post-copy is refused with --force too"
+	jtest "... naming the pipe-size limit and the sysctl that fixes it" \
+		'"fs.pipe-max-size" in d["error"] and "sysctl fs.pipe-max-size=4194304" in d["hint"] and d["source_running"] is True'
+	is "$(runc_status h1 p0)" running "p0 still runs on h1 after the second refusal"
+else
+	skip_msg="fs.pipe-max-size is already $old_pipe here"
+	ok "# SKIP refusal with a small fs.pipe-max-size: $skip_msg"
+fi
+sysctl -q -w fs.pipe-max-size=4194304 || bail "cannot raise fs.pipe-max-size"
+
+# --- --mode auto without --allow-postcopy -----------------------------------------
+migrate_from h1 p0 --to h2 --mode auto --lease "$LEASE"
+jtest "--mode auto without --allow-postcopy does not migrate post-copy" 'd["mode"] != "postcopy" and d["mode"] != "hybrid"' \
+	"... and says nothing arrived lazily" '"lazy_bytes" not in d or d["lazy_bytes"] == 0'
+for h in h1 h2; do on "$h" "$CMT" recover >/dev/null 2>&1; done
+cleanup_ct p0
+
+# --- h1 -> h2 ---------------------------------------------------------------------
+cleanup_ct p1
+why=$(start_memhog p1 2>&1) || bail "memhog did not start: $why"
+: >"$work/watch"
+watch p1 "$work/watch" &
+watcher=$!
+migrate_from h1 p1 --to h2 --mode postcopy --lease "$LEASE"
+sleep 0.3 # a few more samples
+kill "$watcher" 2>/dev/null
+wait "$watcher" 2>/dev/null
+is "$MIG_RC" 0 "cmt migrate p1 --to h2 --mode postcopy exits 0"
+jtest "JSON result ok, mode postcopy" 'd["result"] == "ok" and d["mode"] == "postcopy"' \
+	"JSON downtime_ms > 0 and frozen_ms > 0" 'd["downtime_ms"] > 0 and d["frozen_ms"] > 0' \
+	"JSON total_ms >= downtime_ms + postcopy_ms" 'd["total_ms"] >= d["downtime_ms"] + d["postcopy_ms"]' \
+	"JSON postcopy_ms > 0 (resumed until the last page arrived)" 'd["postcopy_ms"] > 0' \
+	"JSON lazy_bytes >= the workload's memory" "d['lazy_bytes'] >= $MIB * 1048576" \
+	"JSON bytes_sent >= lazy_bytes + image_bytes" 'd["bytes_sent"] >= d["lazy_bytes"] + d["image_bytes"]' \
+	"JSON image_bytes far below the memory (the pages came lazily)" "d['image_bytes'] < $MIB * 1048576 / 4" \
+	"JSON has no error" '"error" not in d'
+diag "downtime $("$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); print("%.0f ms, post-copy %.0f ms, lazy %d bytes" % (d["downtime_ms"], d["postcopy_ms"], d["lazy_bytes"]))' "$MIG_JSON" 2>&1)"
+if grep -q TWICE "$work/watch"; then fail "the workload never ran twice" "$(grep TWICE "$work/watch" | head -3)"; else ok "the workload never ran twice"; fi
+if grep LISTEN "$work/watch" | grep -qv '127\.0\.0\.1:'; then
+	fail "CRIU's page server listened only on 127.0.0.1" "$(grep LISTEN "$work/watch" | sort -u | head -3)"
+else
+	ok "CRIU's page server listened only on 127.0.0.1 ($(grep -c LISTEN "$work/watch") samples saw it)"
+fi
+is "$(runc_status h2 p1)" running "p1 runs on h2"
+is "$(on h1 runc list -q)" "" "p1 is gone from h1's runc list"
+out=$(verified h2 p1) && ok "memhog verified all of its memory on h2" || fail "memhog verified all of its memory on h2" "$out"
+is "$(leftovers h1)" "" "nothing left on h1 (page server, relay, CRIU, images)"
+wait_until 10 agents_gone
+is "$(leftovers h2)" "" "nothing left on h2 (lazy-pages daemon, agents, images)"
+cleanup_ct p1
+
+# --- failures before the destination resumed ---------------------------------------
+#   NAME  SIDE  POINT  ACTION  RC  MESSAGE (regex)
+SCENARIOS=(
+	"agent-killed-lazy-restored agent  after-restore  kill 1   connection .*(closed|lost)"
+	"ssh-cut-after-restored     source after-restored cut  1   connection .*(closed|lost)"
+	"source-killed-page-server  source after-dump     kill 137 -"
+)
+n=1
+for row in "${SCENARIOS[@]}"; do
+	read -r name side point action want_rc msg <<<"$row"
+	n=$((n + 1))
+	id=p$n
+	cleanup_ct "$id"
+	why=$(start_memhog "$id" 2>&1) || bail "$name: memhog did not start: $why"
+	if [ "$side" = source ]; then echo "source $point $action" >"$LAB_DIR/h1/cmt/faults"; else echo "agent $point $action" >"$LAB_DIR/h2/cmt/faults"; fi
+	: >"$work/watch"
+	watch "$id" "$work/watch" &
+	watcher=$!
+	migrate_from h1 "$id" --to h2 --mode postcopy --lease "$LEASE"
+	wait_until 30 agents_gone || diag "$name: an agent is still running on h2"
+	on h2 "$CMT" recover >"$work/rec2" 2>&1
+	on h1 "$CMT" recover >"$work/rec1" 2>&1
+	sleep 0.3
+	kill "$watcher" 2>/dev/null
+	wait "$watcher" 2>/dev/null
+	bad=()
+	[ "$MIG_RC" = "$want_rc" ] || bad+=("exit status $MIG_RC, want $want_rc")
+	if [ "$msg" != - ] && ! grep -Eq "$msg" "$work/mig.err"; then bad+=("message does not match /$msg/"); fi
+	grep -q TWICE "$work/watch" && bad+=("$(grep TWICE "$work/watch" | head -1)")
+	[ "$(runc_status h1 "$id")" = running ] || bad+=("not running on h1: $(runc_status h1 "$id")")
+	[ -z "$(on h2 runc list -q)" ] || bad+=("a copy is registered on h2")
+	out=$(verified h1 "$id") || bad+=("$out")
+	l=$(leftovers h1)
+	[ -z "$l" ] || bad+=("left on h1: $l")
+	l=$(leftovers h2)
+	[ -z "$l" ] || bad+=("left on h2: $l")
+	[ -e "$LAB_DIR/h1/cmt/faults" ] || [ -e "$LAB_DIR/h2/cmt/faults" ] && bad+=("the fault did not fire")
+	rm -f "$LAB_DIR/h1/cmt/faults" "$LAB_DIR/h2/cmt/faults"
+	if [ ${#bad[@]} -eq 0 ]; then
+		ok "$name: exit $MIG_RC, the workload runs on h1 with its memory intact, nothing left"
+	else
+		fail "$name" "${bad[@]}" "stderr: $(tail -n 6 "$work/mig.err")" "recover h1: $(cat "$work/rec1")" \
+			"recover h2: $(cat "$work/rec2")"
+	fi
+	diag "$(tail -n 2 "$work/mig.err" | tr '\n' ' ')"
+	cleanup_ct "$id"
+done
