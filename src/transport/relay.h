@@ -2,9 +2,10 @@
  * server relay, see doc/protocol.md "Page relay").  Bytes read from the
  * socket travel as DATA frames on one channel; DATA frames received are
  * written to the socket; RELAY_CLOSE says one side's socket reached its end
- * (the other side half-closes its socket).  An empty DATA frame is a ping:
- * it keeps the peer's silence bound (the lease) from expiring while the
- * stream is idle. */
+ * (the other side half-closes its socket).  KEEPALIVE frames keep the
+ * peer's silence bound (the lease) from expiring while the stream is idle.
+ * Every descriptor is used non-blocking with bounded queues, so neither
+ * direction ever waits for the other. */
 #pragma once
 #include <stdint.h>
 

@@ -168,6 +168,24 @@ static void proto_seeds(void)
 	one("frame-commit", MSG_COMMIT, NULL);
 	one("frame-abort", MSG_ABORT, NULL);
 	one("frame-done", MSG_DONE, NULL);
+	/* post-copy: the page relay and the end of the lazy transfer */
+	mb_init(&mb);
+	mb_str(&mb, A_MIGRATION_ID, "web1-20261124T101500-ab12");
+	mb_u32(&mb, A_LEASE_MS, 30000);
+	one("frame-relay", MSG_RELAY, &mb);
+	mb_init(&mb);
+	mb_u32(&mb, A_PORT, 41234);
+	one("frame-relay-ready", MSG_RELAY_READY, &mb);
+	one("frame-relay-open", MSG_RELAY_OPEN, NULL);
+	one("frame-relay-close", MSG_RELAY_CLOSE, NULL);
+	mb_init(&mb);
+	mb_u64(&mb, A_DURATION_US, 2500000);
+	one("frame-lazy-done", MSG_LAZY_DONE, &mb);
+	mb_init(&mb);
+	mb_u32(&mb, A_FLAGS, 8);
+	mb_u32(&mb, A_DEADLINE_MS, 60000);
+	mb_u32(&mb, A_PORT, 41234);
+	one("frame-restore-lazy", MSG_RESTORE, &mb);
 
 	/* a whole session as the agent reads it */
 	o.len = 0;

@@ -102,7 +102,7 @@ build() {
 seeds() {
 	mkdir -p "$out"
 	${CC:-cc} -std=gnu11 -Wall -Wextra -Wno-format-truncation -D_GNU_SOURCE -DXXH_STATIC_LINKING_ONLY -Isrc -o "$out/gen_seeds" \
-		tests/fuzz/gen_seeds.c src/transport/proto.c src/util/error.c -lxxhash
+		tests/fuzz/gen_seeds.c src/transport/proto.c src/util/error.c src/util/fault.c src/util/log.c -lxxhash
 	rm -rf tests/fuzz/corpus/fuzz_proto tests/fuzz/corpus/fuzz_config
 	"$out/gen_seeds" tests/fuzz/corpus
 	for t in "${targets[@]}"; do

@@ -60,6 +60,7 @@ static const struct aspec attrs[] = {
 	{ 25, U32, 0, "outcome" },
 	{ 26, U32, 0, "deadline-ms" },
 	{ 40, STR, 255, "name" },
+	{ 50, U32, 0, "port" },
 };
 #define NATTRS (sizeof(attrs) / sizeof(attrs[0]))
 
@@ -96,6 +97,11 @@ static const struct mspec msgs[] = {
 	{ 0x0043, "QUERY", true, { 10 } },
 	{ 0x0044, "STATUS", true, { 10, 25 } },
 	{ 0x0045, "KEEPALIVE", true, { 0 } },
+	{ 0x0050, "RELAY", true, { 10 } },
+	{ 0x0051, "RELAY_READY", true, { 50 } },
+	{ 0x0052, "RELAY_OPEN", true, { 0 } },
+	{ 0x0053, "RELAY_CLOSE", true, { 0 } },
+	{ 0x0054, "LAZY_DONE", true, { 18 } },
 };
 #define NMSGS (sizeof(msgs) / sizeof(msgs[0]))
 
