@@ -125,6 +125,16 @@ mkdir -p "$(dirname "$BENCH_OUT")"
 lab_start 2
 work=$(mktemp -d /tmp/cmt-bench.XXXXXX)
 at_exit rm -rf "$work"
+# Post-copy modes need CRIU to grow its page pipes: without CAP_SYS_RESOURCE
+# (this machine) that takes fs.pipe-max-size >= 4 MiB (one setting for every
+# lab host, they share the kernel); raised for the run, restored at the end.
+if [[ " $BENCH_METHODS " =~ \ cmt-(postcopy|hybrid)\  ]]; then
+	old_pipe=$(sysctl -n fs.pipe-max-size) || die "cannot read fs.pipe-max-size"
+	if [ "$old_pipe" -lt 4194304 ]; then
+		at_exit "sysctl -q -w fs.pipe-max-size=$old_pipe"
+		sysctl -q -w fs.pipe-max-size=4194304 || die "cannot raise fs.pipe-max-size for the post-copy methods"
+	fi
+fi
 cg_h2=$(sed -n 's/^cgroup_parent *= *//p' "$LAB_DIR/h2/cmt/config")
 [ -n "$cg_h2" ] || die "no cgroup_parent in $LAB_DIR/h2/cmt/config"
 
