@@ -50,10 +50,10 @@ int agent_relay(struct ctx *c, struct proto_conn *conn, const struct msg *m, str
 	/* Wait for the daemon (it connects during the restore); the source may
 	 * give up meanwhile (its end of the session closes), and the silence is
 	 * bounded by the lease both ways. */
-	double last = now_ms();
+	double last = now_ms(), last_ka = now_ms();
 	for (;;) {
 		struct pollfd pf[2] = { { ls, POLLIN, 0 }, { conn->rfd, POLLIN, 0 } };
-		int k = poll(pf, 2, (int)(lease / 3));
+		int k = poll(pf, 2, lease / 3 < 1000 ? (int)(lease / 3) : 1000);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0) {
@@ -73,13 +73,22 @@ int agent_relay(struct ctx *c, struct proto_conn *conn, const struct msg *m, str
 				r = error_errno(e, errno, "accept on 127.0.0.1:%d", port);
 			break;
 		}
+		if (!path_exists(jp)) {
+			/* the main session rolled back (or finished): nothing will connect */
+			r = error_set(e, ECANCELED, "migration %s ended on %s before its pages were asked for", id,
+				      c->cfg.name);
+			break;
+		}
 		if (now_ms() - last > 1000.0 * 60 * 60) {
 			r = error_set(e, ETIMEDOUT, "nothing connected to the page relay of migration %s for an hour", id);
 			break;
 		}
-		r = proto_send_keepalive(conn, e);
-		if (r < 0)
-			break;
+		if (now_ms() - last_ka >= lease / 3.0) {
+			r = proto_send_keepalive(conn, e);
+			if (r < 0)
+				break;
+			last_ka = now_ms();
+		}
 	}
 	close(ls);
 	if (sock < 0)

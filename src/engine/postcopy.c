@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -185,7 +184,7 @@ int postcopy_relay_start(struct postcopy *pc, const struct migrate_opts *o, cons
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return error_errno(e, errno, "pipe");
 	fflush(NULL);
-	pid_t parent = getpid(), pid = fork();
+	pid_t pid = fork();
 	if (pid < 0) {
 		int err = errno;
 		close(fds[0]);
@@ -193,10 +192,11 @@ int postcopy_relay_start(struct postcopy *pc, const struct migrate_opts *o, cons
 		return error_errno(e, err, "cannot start the page relay");
 	}
 	if (pid == 0) {
-		setpgid(0, 0); /* with its remote shell: one group to end */
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives cmt */
-		if (getppid() != parent)
-			_exit(1);
+		/* With its remote shell, one group to end.  It outlives a cmt that
+		 * dies: after COMMIT the destination still needs the pages it
+		 * carries; before, the agent ends its side when it rolls back.  It
+		 * holds the migration's lock meanwhile, so `cmt recover` waits. */
+		setpgid(0, 0);
 		close(fds[0]);
 		/* the main session is the parent's alone */
 		close(p->conn.rfd);

@@ -16,6 +16,8 @@
 #     h1, its memory intact: the agent killed after the lazy restore (pages
 #     flowing into its stopped copy), the source cut after RESTORED, and the
 #     source killed while frozen with its page server up (then `cmt recover`);
+#   - cmt killed right after COMMIT: its relay carries the remaining pages,
+#     the workload runs on h2 intact, `cmt recover` removes the frozen copy;
 #   - --mode auto without --allow-postcopy never migrates post-copy.
 # LAB_* come from the lab's env file; single quotes keep $ for the hosts' shells:
 # shellcheck disable=SC2154,SC2016
@@ -154,16 +156,19 @@ wait_until 10 agents_gone
 is "$(leftovers h2)" "" "nothing left on h2 (lazy-pages daemon, agents, images)"
 cleanup_ct p1
 
-# --- failures before the destination resumed ---------------------------------------
-#   NAME  SIDE  POINT  ACTION  RC  MESSAGE (regex)
+# --- failures: before the destination resumed, and cmt killed after COMMIT ---------
+#   NAME  SIDE  POINT  ACTION  RC  RUNS_ON  MESSAGE (regex)
 SCENARIOS=(
-	"agent-killed-lazy-restored agent  after-restore  kill 1   connection .*(closed|lost)"
-	"ssh-cut-after-restored     source after-restored cut  1   connection .*(closed|lost)"
-	"source-killed-page-server  source after-dump     kill 137 -"
+	"agent-killed-lazy-restored agent  after-restore     kill 1   h1 connection .*(closed|lost)"
+	"ssh-cut-after-restored     source after-restored    cut  1   h1 connection .*(closed|lost)"
+	"source-killed-page-server  source after-dump        kill 137 h1 -"
+	"source-killed-committed    source after-commit-sent kill 137 h2 -"
 )
 n=1
 for row in "${SCENARIOS[@]}"; do
-	read -r name side point action want_rc msg <<<"$row"
+	read -r name side point action want_rc runs_on msg <<<"$row"
+	other=h2
+	[ "$runs_on" = h2 ] && other=h1
 	n=$((n + 1))
 	id=p$n
 	cleanup_ct "$id"
@@ -174,6 +179,8 @@ for row in "${SCENARIOS[@]}"; do
 	watcher=$!
 	migrate_from h1 "$id" --to h2 --mode postcopy --lease "$LEASE"
 	wait_until 30 agents_gone || diag "$name: an agent is still running on h2"
+	# a relay outliving a killed cmt ends once the agent has rolled back
+	wait_until 30 ! on h1 pgrep -f "[m]igrate $id --to" >/dev/null || diag "$name: cmt's relay still runs on h1"
 	on h2 "$CMT" recover >"$work/rec2" 2>&1
 	on h1 "$CMT" recover >"$work/rec1" 2>&1
 	sleep 0.3
@@ -183,9 +190,9 @@ for row in "${SCENARIOS[@]}"; do
 	[ "$MIG_RC" = "$want_rc" ] || bad+=("exit status $MIG_RC, want $want_rc")
 	if [ "$msg" != - ] && ! grep -Eq "$msg" "$work/mig.err"; then bad+=("message does not match /$msg/"); fi
 	grep -q TWICE "$work/watch" && bad+=("$(grep TWICE "$work/watch" | head -1)")
-	[ "$(runc_status h1 "$id")" = running ] || bad+=("not running on h1: $(runc_status h1 "$id")")
-	[ -z "$(on h2 runc list -q)" ] || bad+=("a copy is registered on h2")
-	out=$(verified h1 "$id") || bad+=("$out")
+	[ "$(runc_status "$runs_on" "$id")" = running ] || bad+=("not running on $runs_on: $(runc_status "$runs_on" "$id")")
+	[ -z "$(on "$other" runc list -q)" ] || bad+=("a copy is registered on $other")
+	out=$(verified "$runs_on" "$id") || bad+=("$out")
 	l=$(leftovers h1)
 	[ -z "$l" ] || bad+=("left on h1: $l")
 	l=$(leftovers h2)
@@ -193,7 +200,7 @@ for row in "${SCENARIOS[@]}"; do
 	[ -e "$LAB_DIR/h1/cmt/faults" ] || [ -e "$LAB_DIR/h2/cmt/faults" ] && bad+=("the fault did not fire")
 	rm -f "$LAB_DIR/h1/cmt/faults" "$LAB_DIR/h2/cmt/faults"
 	if [ ${#bad[@]} -eq 0 ]; then
-		ok "$name: exit $MIG_RC, the workload runs on h1 with its memory intact, nothing left"
+		ok "$name: exit $MIG_RC, the workload runs on $runs_on with its memory intact, nothing left"
 	else
 		fail "$name" "${bad[@]}" "stderr: $(tail -n 6 "$work/mig.err")" "recover h1: $(cat "$work/rec1")" \
 			"recover h2: $(cat "$work/rec2")"
