@@ -522,9 +522,6 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 		return error_set(e, EPROTO, "protocol error: a lazy RESTORE needs mode postcopy and a relay port");
 	if (!s->rq.lazy && s->postcopy)
 		return error_set(e, EPROTO, "protocol error: a postcopy migration restores lazily");
-	if (s->rq.lazy && s->drv->kind != KIND_RUNC)
-		return error_set(e, ENOTSUP, "lazy restore of a process tree is not supported by this agent (cmt %s)",
-				 CMT_VERSION);
 	if (s->drv->kind == KIND_RUNC) {
 		char *cfg = NULL, path[PATH_MAX + 16];
 		if (!msg_has(m, A_CONFIG))

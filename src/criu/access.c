@@ -198,6 +198,44 @@ int criu_write_stopped_config(const char *work_dir, char *out, size_t n, struct 
 	return write_file_atomic(out, text, sizeof(text) - 1, 0600, e);
 }
 
+int criu_write_stopped_lazy_config(const char *work_dir, char *out, size_t n, struct error *e)
+{
+	static const char text[] = "# written by cmt: restored tasks wait, stopped, for the commit; memory comes lazily\n"
+				   "leave-stopped\nlazy-pages\n";
+
+	if ((size_t)snprintf(out, n, "%s/criu-restore.conf", work_dir) >= n)
+		return error_set(e, ENAMETOOLONG, "path too long: %s", work_dir);
+	return write_file_atomic(out, text, sizeof(text) - 1, 0600, e);
+}
+
+int criu_write_lazy_dump_config(const char *work_dir, int port, char *out, size_t n, struct error *e)
+{
+	char text[160];
+
+	if ((size_t)snprintf(out, n, "%s/criu-lazy-dump.conf", work_dir) >= n)
+		return error_set(e, ENAMETOOLONG, "path too long: %s", work_dir);
+	snprintf(text, sizeof(text),
+		 "# written by cmt: a lazy dump, its page server on loopback only\nlazy-pages\naddress 127.0.0.1\nport %d\n",
+		 port);
+	return write_file_atomic(out, text, strlen(text), 0600, e);
+}
+
+static int lazy_ready_fd = -1;
+
+/* CRIU's "status-ready" notification: the lazy page server listens. */
+static int notify_ready(char *action, criu_notify_arg_t na)
+{
+	(void)na;
+	if (!strcmp(action, "status-ready") && lazy_ready_fd >= 0) {
+		char b = 0;
+		if (write(lazy_ready_fd, &b, 1) != 1)
+			return 0;
+		close(lazy_ready_fd);
+		lazy_ready_fd = -1;
+	}
+	return 0;
+}
+
 /* libcriu returns -errno for transport problems and a negative value with
  * errno set by CRIU for a failed operation; the log is what tells. */
 int criu_dump_tree(const struct criu_info *ci, pid_t pid, const struct criu_tree_opts *o, const char *host,
@@ -213,6 +251,10 @@ int criu_dump_tree(const struct criu_info *ci, pid_t pid, const struct criu_tree
 		criu_local_set_leave_running(opts, o->leave_running);
 		if (o->freeze_cgroup)
 			criu_local_set_freeze_cgroup(opts, o->freeze_cgroup);
+		if (o->ready_fd >= 0 && o->config_file) {
+			lazy_ready_fd = o->ready_fd;
+			criu_local_set_notify_cb(opts, notify_ready);
+		}
 		r = criu_local_dump(opts);
 		if (r < 0) {
 			snprintf(what, sizeof(what), "dump of process tree %d", (int)pid);

@@ -40,12 +40,19 @@ struct criu_tree_opts {
 	bool leave_running;        /* dump: keep the tasks (frozen if freeze_cgroup was frozen) */
 	bool tcp_established;
 	const char *config_file;   /* a CRIU configuration file (restore: "leave-stopped"), or NULL */
+	int ready_fd;              /* lazy dump (set in config_file): a byte here once the page server listens, or -1 */
 };
 
 /* Writes <work_dir>/criu-restore.conf, a CRIU configuration file that makes
  * a restore leave every task stopped (SIGSTOP): the destination's copy exists
  * but does not run until the source has committed.  out gets its path. */
 int criu_write_stopped_config(const char *work_dir, char *out, size_t n, struct error *e);
+/* The same with `lazy-pages` too: a lazy restore (libcriu has no setter for it). */
+int criu_write_stopped_lazy_config(const char *work_dir, char *out, size_t n, struct error *e);
+/* <work_dir>/criu-lazy-dump.conf: a lazy dump whose page server listens on
+ * 127.0.0.1:port only (libcriu has no lazy setter, and in lazy mode CRIU's
+ * RPC ignores the page server's address). */
+int criu_write_lazy_dump_config(const char *work_dir, int port, char *out, size_t n, struct error *e);
 
 /* Dumps the process tree rooted at pid. */
 int criu_dump_tree(const struct criu_info *ci, pid_t pid, const struct criu_tree_opts *o, const char *host,

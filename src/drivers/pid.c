@@ -7,11 +7,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -202,12 +204,88 @@ static int pid_dump(struct ctx *c, struct workload *w, const char *images_dir, c
 		.shell_job = w->shell_job,
 		.leave_running = true,
 		.tcp_established = w->tcp_established,
+		.ready_fd = -1,
 	};
 	int r = ctx_need_criu(c, e);
 
 	if (r < 0)
 		return r;
 	return criu_dump_tree(&c->criu, w->pid, &o, c->cfg.name, e);
+}
+
+/* Post-copy: libcriu's dump returns only once the page server has served
+ * every page, so it runs in a child process of its own (its own process
+ * group, no descriptor of cmt's but the readiness pipe).  The lazy mode, and
+ * the page server on 127.0.0.1:port, come from a CRIU configuration file;
+ * CRIU's "status-ready" notification says it listens.  leave-running, as
+ * for runc: the tasks stay in cmt's frozen freezer cgroup whatever happens. */
+static int pid_dump_lazy(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, int port,
+			 int timeout_ms, pid_t *ret_pid, struct error *e)
+{
+	char conf[PATH_MAX + 32], log[PATH_MAX + 16], what[64];
+	int fds[2], r, st = -1, k;
+	pid_t pid;
+	char b;
+
+	r = ctx_need_criu(c, e);
+	if (r < 0)
+		return r;
+	r = criu_write_lazy_dump_config(work_dir, port, conf, sizeof(conf), e);
+	if (r < 0)
+		return r;
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return error_errno(e, errno, "pipe");
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		int err = errno;
+		close(fds[0]);
+		close(fds[1]);
+		return error_errno(e, err, "cannot start the lazy dump");
+	}
+	if (pid == 0) {
+		struct error ce = { 0 };
+		struct criu_tree_opts o = {
+			.images_dir = images_dir,
+			.work_dir = work_dir,
+			.freeze_cgroup = w->freeze_cg,
+			.shell_job = w->shell_job,
+			.leave_running = true,
+			.tcp_established = w->tcp_established,
+			.config_file = conf,
+			.ready_fd = fds[1],
+		};
+		setpgid(0, 0);
+		/* nothing of cmt's: its connection must end with cmt */
+		if (fds[1] > 3)
+			close_range(3, (unsigned)fds[1] - 1, 0);
+		close_range((unsigned)fds[1] + 1, ~0U, 0);
+		_exit(criu_dump_tree(&c->criu, w->pid, &o, c->cfg.name, &ce) < 0 ? 1 : 0);
+	}
+	setpgid(pid, pid);
+	close(fds[1]);
+	struct pollfd pf = { fds[0], POLLIN, 0 };
+	do
+		k = poll(&pf, 1, timeout_ms > 0 ? timeout_ms : 600000);
+	while (k < 0 && errno == EINTR);
+	ssize_t got = k > 0 ? read(fds[0], &b, 1) : 0;
+	close(fds[0]);
+	if (got == 1) {
+		*ret_pid = pid;
+		return 0;
+	}
+	if (k == 0)
+		kill(-pid, SIGKILL);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	snprintf(what, sizeof(what), "lazy dump of process tree %d", (int)w->pid);
+	snprintf(log, sizeof(log), "%s/dump.log", work_dir);
+	error_set(e, k == 0 ? ETIMEDOUT : EIO, "CRIU %s failed%s", what, k == 0 ? " (its page server never got ready)" : "");
+	if (path_exists(log))
+		criu_explain(log, what, c->cfg.name, e);
+	else
+		error_host(e, c->cfg.name);
+	return -e->code;
 }
 
 /* Where pid was before the freeze ("" if cmt did not record it). */
@@ -319,13 +397,16 @@ static int pid_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, st
 		.work_dir = rq->work_dir,
 		.shell_job = rq->shell_job,
 		.tcp_established = rq->tcp_established,
+		.ready_fd = -1,
 	};
 	char conf[PATH_MAX + 32];
 	int r = ctx_need_criu(c, e);
 
 	if (r < 0)
 		return r;
-	r = criu_write_stopped_config(rq->work_dir, conf, sizeof(conf), e);
+	/* lazily: the agent started the lazy-pages daemon in the work directory */
+	r = rq->lazy ? criu_write_stopped_lazy_config(rq->work_dir, conf, sizeof(conf), e)
+		     : criu_write_stopped_config(rq->work_dir, conf, sizeof(conf), e);
 	if (r < 0)
 		return r;
 	o.config_file = conf;
@@ -387,6 +468,7 @@ const struct driver pid_driver = {
 	.inspect = pid_inspect,
 	.freeze = pid_freeze,
 	.dump = pid_dump,
+	.dump_lazy = pid_dump_lazy,
 	.thaw = pid_thaw,
 	.destroy = pid_destroy,
 	.restore = pid_restore,

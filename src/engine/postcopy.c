@@ -29,8 +29,7 @@ int postcopy_check(struct ctx *c, struct peer *p, const struct check_list *check
 	int r = 0;
 
 	if (!drv->dump_lazy) {
-		error_set(e, ENOTSUP, "post-copy is not available for %s: only runc containers can move lazily so far",
-			  label);
+		error_set(e, ENOTSUP, "post-copy is not available for %s", label);
 		error_hint(e, "use --mode cold");
 		return -ENOTSUP;
 	}
@@ -277,7 +276,10 @@ void postcopy_recover(const char *mig_dir)
 			for (size_t i = 0; i + 1 < n; i++)
 				if (!cl[i])
 					cl[i] = ' ';
-			ours = strstr(cl, "checkpoint --lazy-pages") != NULL && strstr(cl, mig_dir) != NULL;
+			/* runc's lazy checkpoint of this migration, or the child cmt
+			 * forked for a process tree's lazy dump */
+			ours = (strstr(cl, "checkpoint --lazy-pages") != NULL && strstr(cl, mig_dir) != NULL) ||
+			       (strstr(cl, " migrate ") != NULL && strstr(cl, "--pid") != NULL && getpgid(pid) == pid);
 		}
 		free(cl);
 		if (ours) {

@@ -156,6 +156,33 @@ wait_until 10 agents_gone
 is "$(leftovers h2)" "" "nothing left on h2 (lazy-pages daemon, agents, images)"
 cleanup_ct p1
 
+# --- a process tree (--pid: libcriu) --------------------------------------------------
+tstate=$work/tree.state
+tpid=$(on h1 sh -c 'setsid "$1" --mib "$2" --dirty-mib-s 4 --verify-ms 0 --state "$3" </dev/null >/dev/null 2>&1 & echo $!' \
+	sh "$work/bin/memhog" "$MIB" "$tstate")
+[ -n "$tpid" ] || bail "no memhog process on h1"
+at_exit "on h2 kill $tpid 2>/dev/null; on h1 kill $tpid 2>/dev/null; true"
+wait_until 60 test -s "$tstate" || bail "the process tree did not fill its memory"
+: >"$work/watch"
+migrate_from h1 --pid "$tpid" --to h2 --mode postcopy --lease "$LEASE"
+is "$MIG_RC" 0 "cmt migrate --pid $tpid --to h2 --mode postcopy exits 0"
+jtest "JSON: a process tree moved post-copy, its memory lazily" \
+	"d['result'] == 'ok' and d['mode'] == 'postcopy' and d['lazy_bytes'] >= $MIB * 1048576 and d['postcopy_ms'] > 0"
+check "the tree's root runs on h2" on h2 kill -0 "$tpid"
+not_on() { ! on "$1" kill -0 "$2" 2>/dev/null; }
+check "... and no longer on h1" not_on h1 "$tpid"
+u=$(mh_get "$tstate" usr1 || echo 0)
+on h2 kill -USR1 "$tpid"
+if wait_until 60 mh_ge "$tstate" usr1 $((u + 1)) && [ "$(mh_get "$tstate" verify_fail)" = 0 ]; then
+	ok "the process tree verified all of its memory on h2"
+else
+	fail "the process tree verified all of its memory on h2" "$(cat "$tstate")"
+fi
+is "$(leftovers h1)" "" "nothing left on h1 after the process tree moved"
+wait_until 10 agents_gone
+is "$(leftovers h2)" "" "nothing left on h2 after the process tree moved"
+on h2 kill "$tpid" 2>/dev/null
+
 # --- failures: before the destination resumed, and cmt killed after COMMIT ---------
 #   NAME  SIDE  POINT  ACTION  RC  RUNS_ON  MESSAGE (regex)
 SCENARIOS=(
