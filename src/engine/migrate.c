@@ -748,10 +748,17 @@ postcopy_unconfirmed:
 	postcopy_drain(&pc);
 	st->post_failed = true;
 	error_host(e, p.name);
-	error_hint(e, "post-copy's one unrecoverable case: if %s keeps working on %s, run `cmt recover` on %s (it "
-		      "confirms the commit and removes the frozen copy); if it broke there (pages lost), remove it "
-		      "there and resume the frozen copy here (`runc resume %s`): it is the state of the freeze",
-		   w.label, p.name, c->cfg.name, w.id);
+	{
+		char how[PATH_MAX + 64];
+		if (w.kind == KIND_RUNC)
+			snprintf(how, sizeof(how), "`runc resume %s`", w.id);
+		else
+			snprintf(how, sizeof(how), "`echo THAWED > %s/freezer.state`", w.freeze_cg);
+		error_hint(e, "post-copy's one unrecoverable case: if %s keeps working on %s, run `cmt recover` on %s (it "
+			      "confirms the commit and removes the frozen copy); if it broke there (pages lost), remove it "
+			      "there and resume the frozen copy here (%s): it is the state of the freeze",
+			   w.label, p.name, c->cfg.name, how);
+	}
 	goto out;
 fail:
 	keepalive_stop(&ka);

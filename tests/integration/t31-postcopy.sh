@@ -18,6 +18,9 @@
 #     source killed while frozen with its page server up (then `cmt recover`);
 #   - cmt killed right after COMMIT: its relay carries the remaining pages,
 #     the workload runs on h2 intact, `cmt recover` removes the frozen copy;
+#     the agent killed right after it resumed its copy: its lazy-pages daemon
+#     finishes, cmt says the end was not confirmed and keeps the frozen copy,
+#     `cmt recover` (committed) removes it;
 #   - --mode auto without --allow-postcopy never migrates post-copy.
 # LAB_* come from the lab's env file; single quotes keep $ for the hosts' shells:
 # shellcheck disable=SC2154,SC2016
@@ -190,6 +193,7 @@ SCENARIOS=(
 	"ssh-cut-after-restored     source after-restored    cut  1   h1 connection .*(closed|lost)"
 	"source-killed-page-server  source after-dump        kill 137 h1 -"
 	"source-killed-committed    source after-commit-sent kill 137 h2 -"
+	"agent-killed-resumed       agent  after-resume      kill 1   h2 (last page|not confirmed)"
 )
 n=1
 for row in "${SCENARIOS[@]}"; do
