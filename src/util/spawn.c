@@ -353,6 +353,9 @@ int spawn_bg(char *const argv[], const struct run_opts *o, int *ret_status_fd, p
 	if (pid == 0) {
 		/* its own process group: the caller can end it with everything it started */
 		setpgid(0, 0);
+		/* stdio first: in or out may be fd 3 */
+		if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+			_exit(127);
 		if (st[1] >= 0) {
 			/* fd 3 is the status descriptor (not close-on-exec) */
 			if (st[1] == 3) {
@@ -361,8 +364,6 @@ int spawn_bg(char *const argv[], const struct run_opts *o, int *ret_status_fd, p
 				_exit(127);
 			}
 		}
-		if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
-			_exit(127);
 		close_range(st[1] >= 0 ? 4 : 3, ~0U, 0);
 		if (o && o->cwd && chdir(o->cwd) < 0)
 			_exit(127);
