@@ -256,6 +256,12 @@ static int pid_dump_lazy(struct ctx *c, struct workload *w, const char *images_d
 			.ready_fd = fds[1],
 		};
 		setpgid(0, 0);
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			close(null);
+		}
 		/* nothing of cmt's: its connection must end with cmt */
 		if (fds[1] > 3)
 			close_range(3, (unsigned)fds[1] - 1, 0);

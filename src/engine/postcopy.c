@@ -197,6 +197,13 @@ int postcopy_relay_start(struct postcopy *pc, const struct migrate_opts *o, cons
 		 * holds the migration's lock meanwhile, so `cmt recover` waits. */
 		setpgid(0, 0);
 		close(fds[0]);
+		/* cmt's stdout is its caller's (the JSON): not the relay's to hold */
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			close(null);
+		}
 		/* the main session is the parent's alone */
 		close(p->conn.rfd);
 		close(p->conn.wfd);
