@@ -42,6 +42,7 @@ struct session {
 	const struct driver *drv;
 	bool prepared, restored, committed;
 	bool postcopy;            /* PREPARE's mode: memory follows the restore (agent/lazy.c) */
+	int lazy_port;            /* the relay port the lazy-pages daemon was started with early, or 0 */
 	uint32_t lease_ms;        /* how long this side waits for the source (PREPARE) */
 	bool deletions_pending;   /* an AREA_DELETED list waits for the next bundle stream */
 	int lock;                 /* held on the incoming workload's ID */
@@ -466,6 +467,10 @@ static int on_stream(struct session *s, const struct frame *f, struct error *e, 
 		s->deletions_pending = true;
 	else if (area == AREA_LOG)
 		take_log(s, log_in, log_dir);
+	else if (area == AREA_IMAGES && s->postcopy && s->rq.lazy_pid <= 0)
+		/* the images are complete (page images come first): the daemon can
+		 * load them while the rest arrives */
+		s->lazy_port = lazy_daemon_start_early(s->c, &s->rq, s->mig_dir);
 	return r;
 }
 
@@ -558,7 +563,12 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 	dest_journal(s, J_DEST_RESTORED);
 	fault_point("before-restore");
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 };
-	if (s->rq.lazy) {
+	if (s->rq.lazy && s->rq.lazy_pid > 0 && s->lazy_port != (int)m->num[A_PORT]) {
+		log_warn("the lazy-pages daemon was started for port %d, RESTORE says %d: starting it again", s->lazy_port,
+			 (int)m->num[A_PORT]);
+		lazy_daemon_kill(&s->rq);
+	}
+	if (s->rq.lazy && s->rq.lazy_pid <= 0) {
 		/* the daemon first: the restore hands it the tasks' memory */
 		r = lazy_daemon_start(s->c, &s->rq, (int)m->num[A_PORT], e);
 		if (r < 0)

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -38,6 +39,8 @@ int agent_relay(struct ctx *c, struct proto_conn *conn, const struct msg *m, str
 	ls = relay_listen_loopback(&port, e);
 	if (ls < 0)
 		return ls;
+	/* for the main session: it may start the daemon as soon as the images are in */
+	lazy_relay_port_write(c->cfg.root, id, port);
 	mb_init(&mb);
 	mb_u32(&mb, A_PORT, (uint32_t)port);
 	r = proto_send_msg(conn, MSG_RELAY_READY, &mb, e);
@@ -143,6 +146,37 @@ int lazy_daemon_start(struct ctx *c, struct restore_req *rq, int port, struct er
 	else
 		error_host(e, rq->host);
 	return -e->code;
+}
+
+void lazy_relay_port_write(const char *root, const char *id, int port)
+{
+	char p[PATH_MAX + 128], txt[16];
+	struct error e = { 0 };
+
+	snprintf(p, sizeof(p), "%s/migrations/%s/relay-port", root, id);
+	snprintf(txt, sizeof(txt), "%d\n", port);
+	if (write_file_atomic(p, txt, strlen(txt), 0600, &e) < 0)
+		log_debug("agent: %s", e.msg);
+}
+
+int lazy_daemon_start_early(struct ctx *c, struct restore_req *rq, const char *mig_dir)
+{
+	char p[PATH_MAX + 32], *txt = NULL;
+	struct error e = { 0 };
+	int port = 0;
+
+	snprintf(p, sizeof(p), "%s/relay-port", mig_dir);
+	if (!path_exists(p) || read_file(p, 16, &txt, NULL, &e) < 0)
+		return 0;
+	if (sscanf(txt, "%d", &port) != 1 || port <= 0 || port > 65535)
+		port = 0;
+	free(txt);
+	if (!port || lazy_daemon_start(c, rq, port, &e) < 0) {
+		if (port)
+			log_debug("agent: the lazy-pages daemon did not start early (%s); the restore starts it", e.msg);
+		return 0;
+	}
+	return port;
 }
 
 void lazy_daemon_kill(struct restore_req *rq)

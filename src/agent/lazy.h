@@ -19,6 +19,13 @@ int agent_relay(struct ctx *c, struct proto_conn *conn, const struct msg *m, str
 /* Starts the lazy-pages daemon of rq (connecting to 127.0.0.1:port, the
  * relay) and waits until it listens for the restore; rq->lazy_pid is set. */
 int lazy_daemon_start(struct ctx *c, struct restore_req *rq, int port, struct error *e);
+/* The relay of migration dir mig_dir records its port there; once the
+ * images are in, the daemon can start before RESTORE (which then finds it
+ * running).  Returns the port it was started with, or 0 (not started: the
+ * RESTORE starts it). */
+int lazy_daemon_start_early(struct ctx *c, struct restore_req *rq, const char *mig_dir);
+/* What agent_relay records for it. */
+void lazy_relay_port_write(const char *root, const char *id, int port);
 /* Ends the daemon, if any (rollback). */
 void lazy_daemon_kill(struct restore_req *rq);
 /* Waits for the daemon to exit once every page has arrived, with KEEPALIVE
