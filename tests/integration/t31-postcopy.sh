@@ -25,6 +25,7 @@
 # LAB_* come from the lab's env file; single quotes keep $ for the hosts' shells:
 # shellcheck disable=SC2154,SC2016
 set -u
+# shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 require_root
 require_cmt
@@ -35,7 +36,6 @@ LEASE=5
 lab_start 2
 work=$(mktemp -d /tmp/cmt-t31.XXXXXX)
 at_exit rm -rf "$work"
-RSH="ssh -F $LAB_SSH_CONFIG"
 make -s -C "$REPO/tests/workload" OUT="$work/bin" >/dev/null || bail "cannot build memhog"
 
 state_of() { # ID HOST
@@ -153,7 +153,11 @@ else
 fi
 is "$(runc_status h2 p1)" running "p1 runs on h2"
 is "$(on h1 runc list -q)" "" "p1 is gone from h1's runc list"
-out=$(verified h2 p1) && ok "memhog verified all of its memory on h2" || fail "memhog verified all of its memory on h2" "$out"
+if out=$(verified h2 p1); then
+	ok "memhog verified all of its memory on h2"
+else
+	fail "memhog verified all of its memory on h2" "$out"
+fi
 is "$(leftovers h1)" "" "nothing left on h1 (page server, relay, CRIU, images)"
 wait_until 10 agents_gone
 is "$(leftovers h2)" "" "nothing left on h2 (lazy-pages daemon, agents, images)"
