@@ -50,7 +50,6 @@ struct restore_req {
 	int stdio_fds[2];
 	bool lazy;                 /* post-copy: memory comes from a lazy-pages daemon (agent/lazy.c) */
 	pid_t lazy_pid;            /* that daemon, while it runs */
-	double t_lazy_start;       /* when the restored copy was resumed (ms, monotonic) */
 };
 
 /* A_FLAGS bits of MSG_RESTORE */
