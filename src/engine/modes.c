@@ -62,9 +62,14 @@ enum mig_mode mode_choose(const struct facts *src, const struct facts *dst, long
 		return MODE_COLD;
 	}
 	if (allow_postcopy && !ls && !ld) {
-		snprintf(why, n, "hybrid: pre-copy rounds, then post-copy for what is still dirty (lowest downtime; "
-				 "post-copy allowed by --allow-postcopy, both hosts support lazy pages)");
-		return MODE_HYBRID;
+		if (mode_source_supports(MODE_HYBRID)) {
+			snprintf(why, n, "hybrid: pre-copy rounds, then post-copy for what is still dirty (lowest downtime; "
+					 "post-copy allowed by --allow-postcopy, both hosts support lazy pages)");
+			return MODE_HYBRID;
+		}
+		snprintf(why, n, "postcopy: the workload runs on the destination at once and its memory follows (lowest "
+				 "downtime; allowed by --allow-postcopy, both hosts support lazy pages)");
+		return MODE_POSTCOPY;
 	}
 	if (allow_postcopy)
 		snprintf(why, n, "precopy: post-copy is allowed but %s cannot do it (%s)", ls ? "this host" : "the destination",

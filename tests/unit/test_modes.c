@@ -40,15 +40,20 @@ int main(void)
 	is_int(mode_choose(&good, &good, 512 * 1024, false, why, sizeof(why)), MODE_PRECOPY,
 	       "post-copy not allowed: precopy, even where both hosts could");
 	ok(strstr(why, "--allow-postcopy") != NULL, "the reason names --allow-postcopy: %s", why);
-	is_int(mode_choose(&good, &good, 512 * 1024, true, why, sizeof(why)), MODE_HYBRID, "allowed and supported: hybrid");
+	is_int(mode_choose(&good, &good, 512 * 1024, true, why, sizeof(why)), mode_source_supports(MODE_HYBRID) ? MODE_HYBRID : MODE_POSTCOPY,
+	       "allowed and supported: the lowest-downtime post-copy mode this cmt has");
 	is_int(mode_choose(&good, &nolazy, 512 * 1024, true, why, sizeof(why)), MODE_PRECOPY,
 	       "destination without lazy pages: precopy");
 	ok(strstr(why, "destination") && strstr(why, "lazy-pages"), "the reason says where and what: %s", why);
 	is_int(mode_choose(&smallpipe, &good, 512 * 1024, true, why, sizeof(why)), MODE_PRECOPY,
 	       "source with a small pipe limit: precopy");
 	ok(strstr(why, "this host") && strstr(why, "pipe-max-size"), "the reason: %s", why);
-	is_int(mode_choose(&capok, &capok, 512 * 1024, true, why, sizeof(why)), MODE_HYBRID,
+	is_int(mode_choose(&capok, &capok, 512 * 1024, true, why, sizeof(why)),
+	       mode_source_supports(MODE_HYBRID) ? MODE_HYBRID : MODE_POSTCOPY,
 	       "a small pipe limit does not matter with CAP_SYS_RESOURCE");
+	ok(!mode_source_supports(MODE_HYBRID) && mode_source_supports(MODE_POSTCOPY) &&
+		   mode_source_supports(MODE_PRECOPY) && mode_agent_supports(MODE_POSTCOPY) && !mode_agent_supports(MODE_HYBRID),
+	   "this cmt: cold, precopy and postcopy, not hybrid yet");
 	is_int(mode_choose(&good, &good, -1, false, why, sizeof(why)), MODE_PRECOPY, "unknown size: precopy");
 	return done_testing();
 }
