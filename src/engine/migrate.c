@@ -386,7 +386,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	}
 	if (mode != MODE_AUTO && !mode_source_supports(mode)) {
 		error_set(e, ENOTSUP, "migration mode '%s' is not available in this cmt (%s)", o->mode, CMT_VERSION);
-		error_hint(e, "use --mode precopy (live) or --mode cold");
+		error_hint(e, "use --mode precopy (live), --mode postcopy (lowest downtime; see cmt migrate --help) or --mode cold");
 		return -ENOTSUP;
 	}
 
