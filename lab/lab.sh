@@ -20,7 +20,12 @@
 #     $LAB_DIR/hK/runc over /run/runc (runc's root) and $LAB_DIR/hK/netns over
 #     /run/netns (so `ip netns add` inside a host is private to it);
 #   - its own sshd on 10.77.0.(K+10):22. `ssh -F $LAB_DIR/ssh_config hJ CMD` works
-#     from inside any host of the lab.
+#     from inside any host of the lab;
+#   - a bridge cmt0 for containers with network namespaces of their own (cmt's
+#     default attachment), linked to the switch by a veth (uplink0 in the host,
+#     hK-c0 on br0): a container attached to cmt0 on any host is on the lab's
+#     segment, so its own address in 10.77.0.0/24 (tests use .220-.250, above
+#     every host's) reaches every host, and keeps working after a move.
 #
 # The lab's files live in /run/cmt-lab/NAME ($LAB_DIR); $LAB_DIR/env is a file to
 # source (LAB_NAME, LAB_DIR, LAB_HOSTS, LAB_SSH_CONFIG, LAB_IP_hK, ...). It is
@@ -248,6 +253,7 @@ write_env() {
 		echo "LAB_HOSTS=\"$hosts\""
 		echo "LAB_SSH_CONFIG=$dir/ssh_config"
 		echo "LAB_SUBNET=$LAB_NET.0/24"
+		echo "LAB_CT_NET=$LAB_NET"
 		for ((k = 1; k <= n; k++)); do
 			echo "LAB_IP_h$k=$LAB_NET.$((k + 10))"
 			echo "LAB_NETNS_h$k=cmt-$name-h$k"
@@ -278,6 +284,16 @@ make_host() {
 		link set lo up
 		addr add $ip/24 dev eth0
 		link set eth0 up
+	EOF
+	# the containers' bridge, on the same segment
+	ip -n "$sw" -batch - <<-EOF
+		link add $h-c0 type veth peer name uplink0 netns $ns
+		link set $h-c0 master br0 up
+	EOF
+	ip -n "$ns" -batch - <<-EOF
+		link add cmt0 type bridge
+		link set uplink0 master cmt0 up
+		link set cmt0 up
 	EOF
 
 	ssh-keygen -q -t ed25519 -N '' -C "cmt-lab-$name-$h" -f "$hd/ssh_host_ed25519_key"

@@ -22,6 +22,7 @@
 #include "engine/journal.h"
 #include "engine/migrate.h"
 #include "engine/modes.h"
+#include "engine/net.h"
 #include "engine/rootfs.h"
 #include "engine/volumes.h"
 #include "monitor/monitor.h"
@@ -55,6 +56,8 @@ struct session {
 	bool log_received, log_placed;
 	char log_error[512];      /* a log stream that could not be used: RESTORE fails with this */
 	pid_t monitor_pid;
+	bool net;                 /* NET_SETUP done: ns is this migration's network namespace */
+	struct net_state ns;
 };
 
 static bool container_id_valid(const char *id)
@@ -125,6 +128,10 @@ static void rollback(struct session *s)
 	if (s->restored || s->rq.bundle[0])
 		s->drv->undo_restore(s->c, &s->rq, &tmp);
 	error_clear(&tmp);
+	/* the network namespace after the container: nothing holds it then */
+	if (s->net)
+		net_rollback(&s->c->cfg, &s->ns, s->rq.id);
+	s->net = false;
 	/* what a source that lost our answer will be told (QUERY) */
 	if (outcome_write(s->c->cfg.root, s->mig_id, OUTCOME_ABORTED, &tmp) < 0)
 		log_warn("cannot record the outcome of migration %s: %s", s->mig_id, tmp.msg);
@@ -507,6 +514,32 @@ static int adopt(struct session *s, int out_r, int err_r, struct error *e)
 	return r;
 }
 
+/* The container's network namespace, before anything is frozen: created
+ * here (or found at its path), locked until COMMIT. */
+static int on_net_setup(struct session *s, struct msg *m, struct error *e)
+{
+	struct net_desc d;
+	struct mbuf mb;
+	int r;
+
+	if (!s->prepared || s->net || s->restored || s->drv->kind != KIND_RUNC)
+		return error_set(e, EPROTO, "protocol error: NET_SETUP out of order");
+	r = net_desc_from_json((const char *)m->bytes[A_NET_DESC], m->blen[A_NET_DESC], &d, e);
+	if (r < 0)
+		return r;
+	r = net_prepare(&s->c->cfg, &d, s->mig_id, &s->ns, e);
+	if (r < 0) {
+		error_wrap(e, "cannot prepare the network namespace of container %s", s->rq.id);
+		return r;
+	}
+	s->net = true;
+	mb_init(&mb);
+	mb_u32(&mb, A_FLAGS, s->ns.existed ? NET_EXISTED : 0);
+	r = proto_send_msg(&s->conn, MSG_NET_READY, &mb, e);
+	mb_free(&mb);
+	return r;
+}
+
 static int on_restore(struct session *s, struct msg *m, struct error *e)
 {
 	double t0 = now_ms();
@@ -546,8 +579,21 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 			free(cfg);
 			cfg = cfg2;
 		}
-		if (r < 0)
+		if (r == 0) {
+			/* a network namespace named by path is one NET_SETUP prepared:
+			 * a peer cannot make the container join another one of this host */
+			char np[256];
+			int k = net_path_from_config(cfg, np, sizeof(np), e);
+			if (k < 0)
+				r = k;
+			else if (k == 1 && (!s->net || strcmp(np, s->ns.d.path) != 0))
+				r = error_set(e, EPERM, "config.json names the network namespace %s, which the source did not "
+						  "describe (NET_SETUP)", np);
+		}
+		if (r < 0) {
+			free(cfg);
 			return error_wrap(e, "cannot prepare config.json for %s", s->rq.id);
+		}
 		if (hooks_removed)
 			log_warn("container %s: OCI hooks in the received config.json were removed (a peer's commands are "
 				 "never run here)",
@@ -560,6 +606,13 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 	}
 	if (s->log_error[0])
 		return error_set(e, EPROTO, "%s", s->log_error);
+	if (s->net) {
+		/* the source is frozen and its namespace locked: this one may be
+		 * reachable now (it stays locked until COMMIT) */
+		r = net_place(&s->c->cfg, &s->ns, s->rq.id, e);
+		if (r < 0)
+			return error_wrap(e, "cannot attach the network of container %s", s->rq.id);
+	}
 	dest_journal(s, J_DEST_RESTORED);
 	fault_point("before-restore");
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 };
@@ -607,6 +660,8 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 	fault_point("after-restore");
 	mb_init(&mb);
 	mb_u32(&mb, A_PID, (uint32_t)pid);
+	if (s->net)
+		mb_u32(&mb, A_FLAGS, s->ns.existed ? NET_EXISTED : 0);
 	mb_u64(&mb, A_DURATION_US, (uint64_t)((now_ms() - t0) * 1000));
 	r = proto_send_msg(&s->conn, MSG_RESTORED, &mb, e);
 	mb_free(&mb);
@@ -629,6 +684,11 @@ static int on_commit(struct session *s, struct error *e)
 		log_warn("cannot record the outcome of migration %s: %s", s->mig_id, e->msg);
 	error_clear(e);
 	fault_point("after-commit");
+	if (s->net) {
+		/* unlock, announce the addresses here, route hook */
+		net_commit(&s->c->cfg, &s->ns, s->rq.id, s->conn.peer);
+		s->net = false;
+	}
 	r = s->drv->resume(s->c, &s->rq, e);
 	if (r < 0) {
 		/* committed but stopped: keep the journal, `cmt recover` here resumes it */
@@ -880,6 +940,9 @@ static int serve(struct session *s)
 			break;
 		case MSG_PREPARE:
 			r = on_prepare(s, &m, &e);
+			break;
+		case MSG_NET_SETUP:
+			r = on_net_setup(s, &m, &e);
 			break;
 		case MSG_RESTORE:
 			r = on_restore(s, &m, &e);

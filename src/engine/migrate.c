@@ -19,6 +19,7 @@
 #include "engine/memscan.h"
 #include "engine/modes.h"
 #include "engine/postcopy.h"
+#include "engine/net.h"
 #include "engine/progress.h"
 #include "engine/rootfs.h"
 #include "monitor/monitor.h"
@@ -154,6 +155,8 @@ static int send_restore(struct peer *p, const struct workload *w, uint32_t lease
 	if (r < 0)
 		return r;
 	st->dest_pid = (int)m.num[A_PID];
+	if (msg_has(&m, A_FLAGS)) /* the network namespace the workload was restored into */
+		st->netns_existed = m.num[A_FLAGS] & NET_EXISTED;
 	if (msg_has(&m, A_DURATION_US))
 		st->restore_ms = (double)m.num[A_DURATION_US] / 1000.0;
 	msg_free(&m);
@@ -370,6 +373,8 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	bool postcopy = false;
 	int r, lock = -1;
 	char lock_name[300];
+	struct net_desc *net = NULL; /* the network namespace that moves (a path in config.json) */
+	bool net_locked = false;
 
 	memset(&w, 0, sizeof(w));
 	memset(&p, 0, sizeof(p));
@@ -408,6 +413,25 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		if (r < 0)
 			goto fail_early;
 		w.nvols = r;
+		/* a network namespace by path: its interfaces, addresses and
+		 * routes are recreated on the destination */
+		char np[256];
+		r = net_path_from_config(w.config_json, np, sizeof(np), e);
+		if (r < 0)
+			goto fail_early;
+		if (r == 1) {
+			net = calloc(1, sizeof(*net));
+			if (!net) {
+				r = error_set(e, ENOMEM, "out of memory");
+				goto fail_early;
+			}
+			r = net_describe(np, net, e);
+			if (r < 0) {
+				error_wrap(e, "%s", w.label);
+				goto fail_early;
+			}
+			snprintf(st->netns, sizeof(st->netns), "%s", np);
+		}
 	}
 	/* one migration per workload at a time */
 	snprintf(lock_name, sizeof(lock_name), "%s-%s", w.kind == KIND_RUNC ? "container" : "pid", w.id);
@@ -515,6 +539,26 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 			goto fail;
 	}
 
+	if (net) {
+		/* the destination prepares the namespace while the workload runs */
+		char *desc = net_desc_to_json(net);
+		if (!desc) {
+			r = error_set(e, ENOMEM, "out of memory");
+			goto fail;
+		}
+		mb_init(&mb);
+		mb_bytes(&mb, A_NET_DESC, desc, strlen(desc));
+		free(desc);
+		r = simple_exchange(&p, MSG_NET_SETUP, &mb, MSG_NET_READY, &m, e);
+		mb_free(&mb);
+		if (r < 0)
+			goto fail;
+		st->netns_existed = m.num[A_FLAGS] & NET_EXISTED;
+		msg_free(&m);
+		log_debug("network namespace %s %s on %s, locked", net->path,
+			  st->netns_existed ? "found" : "recreated", p.name);
+	}
+
 	/* The root filesystem is copied while the workload still runs; only
 	 * what changes from here on travels after the freeze. */
 	if (w.kind == KIND_RUNC && !o->shared_storage) {
@@ -573,6 +617,17 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	journal_step(mig_dir, J_FROZEN, &w, o);
 	st->t_frozen = now_ms();
 	fault_set_phase("frozen");
+	if (net) {
+		/* CRIU locks the namespace during the dump but unlocks it after a
+		 * --leave-running dump: this lock keeps the frozen copy's kernel
+		 * from answering (and acknowledging) the peers until it is gone */
+		r = net_lock(net->path, e);
+		if (r < 0) {
+			error_wrap(e, "cannot lock the network of %s", w.label);
+			goto fail;
+		}
+		net_locked = true;
+	}
 	fault_point("after-freeze");
 	log_debug("%s frozen", w.label);
 	if (postcopy)
@@ -718,6 +773,13 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		error_wrap(e, "%s runs on %s, but removing the frozen source copy failed", w.label, p.name);
 		goto out;
 	}
+	if (net) {
+		/* the source's namespace (and its host-side interfaces) go too */
+		struct error ne = { 0 };
+		if (net_remove_ns(net->path, net, &ne) < 0)
+			log_warn("cannot remove the network namespace %s of the moved container: %s", net->path, ne.msg);
+		net_locked = false;
+	}
 	{
 		struct error tmp = { 0 };
 		rm_rf(mig_dir, &tmp);
@@ -737,6 +799,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	rootfs_sync_free(&rs);
 	for (int i = 0; i < VOL_MAX; i++)
 		rootfs_sync_free(&vrs[i]);
+	free(net);
 	return 0;
 
 postcopy_unconfirmed:
@@ -777,6 +840,14 @@ fail:
 		snprintf(ld, sizeof(ld), "%s/log-pre", mig_dir);
 		rm_rf(ld, &tmp);
 	}
+	if (net_locked && !w.frozen) {
+		/* running again: let it talk, and take its address back from the
+		 * destination in case that one was heard already */
+		struct error ne = { 0 };
+		if (net_unlock(net->path, &ne) < 0 || net_announce(net, &ne) < 0)
+			log_warn("%s: %s", w.label, ne.msg);
+		net_locked = false;
+	}
 	if (st->source_thawed)
 		log_info("%s keeps running on %s", w.label, c->cfg.name);
 	if (!w.frozen)
@@ -806,6 +877,7 @@ fail_early:
 	 * failed), or the outcome is in doubt after a commit. */
 	st->source_running = inspected && !w.frozen && !st->in_doubt && !st->post_failed;
 	lock_release(lock);
+	free(net);
 	workload_free(&w);
 	pageset_free(&set);
 	rootfs_sync_free(&rs);
@@ -893,6 +965,10 @@ char *migrate_stats_json(const struct migrate_stats *st, const struct error *e)
 	json_object_set_new(j, "log_precopy_bytes", json_integer((json_int_t)st->log_precopy_bytes));
 	if (st->dest_pid)
 		json_object_set_new(j, "destination_pid", json_integer(st->dest_pid));
+	if (st->netns[0]) {
+		json_object_set_new(j, "netns", json_string(st->netns));
+		json_object_set_new(j, "netns_existed", json_boolean(st->netns_existed));
+	}
 	if (st->checked)
 		checks_to_json(&st->checks, j);
 	if (e && e->code) {

@@ -72,6 +72,8 @@ struct migrate_stats {
 	struct precopy_stats pre;
 	struct image_stats img;  /* the images sent while frozen */
 	uint64_t z_batches, z_compressed; /* page batches, of which compressed */
+	char netns[256];         /* the container's network namespace path, "" = none moved by cmt */
+	bool netns_existed;      /* it existed at that path on the destination (not recreated) */
 	struct check_list checks;
 };
 

@@ -50,6 +50,7 @@ static const struct {
 	[A_DEADLINE_MS] = { K_U32, 0, "deadline-ms" },
 	[A_NAME] = { K_STR, 255, "name" },
 	[A_PORT] = { K_U32, 0, "port" },
+	[A_NET_DESC] = { K_BYTES, 65536, "net-desc" },
 };
 
 #define BIT(t) (1ull << (t))
@@ -90,6 +91,8 @@ static const struct {
 	{ MSG_RELAY_OPEN, "RELAY_OPEN", 0, true },
 	{ MSG_RELAY_CLOSE, "RELAY_CLOSE", 0, true },
 	{ MSG_LAZY_DONE, "LAZY_DONE", BIT(A_DURATION_US), true },
+	{ MSG_NET_SETUP, "NET_SETUP", BIT(A_NET_DESC), true },
+	{ MSG_NET_READY, "NET_READY", BIT(A_FLAGS), true },
 };
 
 static int schema_index(uint16_t type)

@@ -54,6 +54,9 @@ enum msg_type {
 	MSG_RELAY_OPEN = 0x0052,   /* agent -> source: the daemon connected: connect to the page server */
 	MSG_RELAY_CLOSE = 0x0053,  /* either way: this side's socket reached its end (half close) */
 	MSG_LAZY_DONE = 0x0054,    /* agent -> source, main session after DONE: every page arrived */
+	/* 0x0060-0x006f: network identity (engine/net.h) */
+	MSG_NET_SETUP = 0x0060,    /* source -> agent: recreate (or take) the container's network namespace, locked */
+	MSG_NET_READY = 0x0061,    /* agent -> source: done; A_FLAGS NET_EXISTED when it was there already */
 };
 
 enum attr_tag {
@@ -85,8 +88,14 @@ enum attr_tag {
 	A_DEADLINE_MS = 26, /* u32: how long the agent may take to restore (RESTORE) */
 	A_NAME = 40,      /* str: a file name (STREAM_BEGIN of AREA_PAGE_IMAGE), [A-Za-z0-9._-], <= 255 */
 	A_PORT = 50,      /* u32: a TCP port on the agent's 127.0.0.1 (RELAY_READY, RESTORE with RESTORE_LAZY) */
+	/* 56-59: network identity (tags must stay below 64: the block asked for,
+	 * 0x0160-0x017f, does not fit the presence mask) */
+	A_NET_DESC = 56,  /* bytes: JSON description of the container's network namespace (NET_SETUP) */
 	A_ATTR_MAX = 64   /* tags are < 64: struct msg keeps a 64-bit presence mask */
 };
+
+/* A_FLAGS of MSG_NET_READY */
+#define NET_EXISTED 1u /* the namespace existed at that path: the container is restored into it */
 
 /* A_OUTCOME: what the agent knows of a migration (answer to QUERY). */
 enum outcome { OUTCOME_UNKNOWN = 0, OUTCOME_COMMITTED = 1, OUTCOME_ABORTED = 2, OUTCOME_IN_PROGRESS = 3 };

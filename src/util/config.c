@@ -15,6 +15,8 @@ void config_defaults(struct config *c)
 	memset(c, 0, sizeof(*c));
 	snprintf(c->root, sizeof(c->root), "/var/lib/cmt");
 	snprintf(c->runc_root, sizeof(c->runc_root), "/run/runc");
+	snprintf(c->net_attach, sizeof(c->net_attach), "bridge");
+	snprintf(c->net_bridge, sizeof(c->net_bridge), "cmt0");
 	if (gethostname(c->name, sizeof(c->name) - 1) < 0)
 		snprintf(c->name, sizeof(c->name), "localhost");
 }
@@ -79,8 +81,23 @@ int config_parse(struct config *c, const char *text, const char *origin, struct 
 			r = set_str(c->cgroup_parent, sizeof(c->cgroup_parent), val, key, origin, line, e);
 		else if (!strcmp(key, "runc_root"))
 			r = set_str(c->runc_root, sizeof(c->runc_root), val, key, origin, line, e);
-		else
-			return error_set(e, EINVAL, "%s:%d: unknown key '%s' (known: criu, runc, runc_root, name, cgroup_parent)",
+		else if (!strcmp(key, "net_attach")) {
+			r = set_str(c->net_attach, sizeof(c->net_attach), val, key, origin, line, e);
+			if (r == 0 && strcmp(val, "bridge") != 0 && val[0] != '/')
+				return error_set(e, EINVAL, "%s:%d: net_attach must be 'bridge' or an absolute path to a program",
+						 origin, line);
+		} else if (!strcmp(key, "net_bridge")) {
+			r = set_str(c->net_bridge, sizeof(c->net_bridge), val, key, origin, line, e);
+			if (r == 0 && (!val[0] || strpbrk(val, "/ \t")))
+				return error_set(e, EINVAL, "%s:%d: net_bridge must be an interface name", origin, line);
+		} else if (!strcmp(key, "net_route_hook")) {
+			r = set_str(c->net_route_hook, sizeof(c->net_route_hook), val, key, origin, line, e);
+			if (r == 0 && val[0] && val[0] != '/')
+				return error_set(e, EINVAL, "%s:%d: net_route_hook must be an absolute path", origin, line);
+		} else
+			return error_set(e, EINVAL,
+					 "%s:%d: unknown key '%s' (known: criu, runc, runc_root, name, cgroup_parent, net_attach, "
+					 "net_bridge, net_route_hook)",
 					 origin, line, key);
 		if (r < 0)
 			return r;

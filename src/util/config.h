@@ -13,6 +13,10 @@ struct config {
 	char runc[PATH_MAX];          /* runc binary, "" = search */
 	char name[64];                /* this host's name for messages, default hostname */
 	char cgroup_parent[256];      /* cgroup under which restored containers live, "" = as in config.json */
+	/* network identity (engine/net.h): how a recreated namespace is attached here */
+	char net_attach[PATH_MAX];    /* "bridge" (default) or an executable: `PROG attach|detach` */
+	char net_bridge[16];          /* the bridge of net_attach = bridge (default cmt0) */
+	char net_route_hook[PATH_MAX]; /* executable run as `PROG route` after a container arrived, "" = none */
 };
 
 void config_defaults(struct config *c);

@@ -61,6 +61,7 @@ static const struct aspec attrs[] = {
 	{ 26, U32, 0, "deadline-ms" },
 	{ 40, STR, 255, "name" },
 	{ 50, U32, 0, "port" },
+	{ 56, BYTES, 65536, "net-desc" },
 };
 #define NATTRS (sizeof(attrs) / sizeof(attrs[0]))
 
@@ -102,6 +103,8 @@ static const struct mspec msgs[] = {
 	{ 0x0052, "RELAY_OPEN", true, { 0 } },
 	{ 0x0053, "RELAY_CLOSE", true, { 0 } },
 	{ 0x0054, "LAZY_DONE", true, { 18 } },
+	{ 0x0060, "NET_SETUP", true, { 56 } },
+	{ 0x0061, "NET_READY", true, { 19 } },
 };
 #define NMSGS (sizeof(msgs) / sizeof(msgs[0]))
 

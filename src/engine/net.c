@@ -1,0 +1,1011 @@
+#include "engine/net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/spawn.h"
+
+#ifndef NSFS_MAGIC
+#define NSFS_MAGIC 0x6e736673
+#endif
+
+#define NET_CMD_TIMEOUT_MS 20000
+#define NET_HOOK_TIMEOUT_MS 60000
+
+/* --- config.json --------------------------------------------------------- */
+
+int net_path_from_config(const char *config_json, char *path, size_t n, struct error *e)
+{
+	json_error_t je;
+	json_t *root = json_loads(config_json, 0, &je), *nss, *ns;
+	size_t i;
+	int r = 0;
+
+	if (!root)
+		return error_set(e, EINVAL, "config.json is not JSON: %s (line %d)", je.text, je.line);
+	nss = json_object_get(json_object_get(root, "linux"), "namespaces");
+	json_array_foreach(nss, i, ns) {
+		const char *type = json_string_value(json_object_get(ns, "type"));
+		const char *p = json_string_value(json_object_get(ns, "path"));
+		if (!type || strcmp(type, "network") != 0 || !p || !*p)
+			continue;
+		if (strlen(p) >= n) {
+			r = error_set(e, ENAMETOOLONG, "the network namespace path in config.json is too long");
+			break;
+		}
+		snprintf(path, n, "%s", p);
+		r = 1;
+		break;
+	}
+	json_decref(root);
+	return r;
+}
+
+/* --- validation ------------------------------------------------------------ */
+
+static bool ifname_ok(const char *s)
+{
+	size_t l = strlen(s);
+
+	if (l == 0 || l > 15 || !strcmp(s, ".") || !strcmp(s, ".."))
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+		      *p == '-' || *p == '.'))
+			return false;
+	return true;
+}
+
+static bool mac_ok(const char *s)
+{
+	unsigned b[6];
+	char tail;
+
+	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &tail) != 6)
+		return false;
+	for (int i = 0; i < 17; i++)
+		if (i % 3 == 2 ? s[i] != ':' : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+						  (s[i] >= 'A' && s[i] <= 'F')))
+			return false;
+	return !(b[0] & 1) && (b[0] | b[1] | b[2] | b[3] | b[4] | b[5]); /* unicast, not zero */
+}
+
+static bool ip_ok(int family, const char *s)
+{
+	unsigned char buf[16];
+
+	return strlen(s) < 46 && inet_pton(family, s, buf) == 1;
+}
+
+/* A path for a namespace: absolute, no empty, "." or ".." components, no
+ * whitespace or control characters. */
+static bool ns_path_ok(const char *p)
+{
+	size_t l = strlen(p);
+
+	if (l < 2 || l >= 256 || p[0] != '/' || p[l - 1] == '/')
+		return false;
+	for (const char *c = p; *c; c++)
+		if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '\\')
+			return false;
+	for (const char *c = p; *c;) {
+		const char *s = c + 1, *end = strchr(s, '/');
+		size_t k = end ? (size_t)(end - s) : strlen(s);
+		if (k == 0 || (k == 1 && s[0] == '.') || (k == 2 && s[0] == '.' && s[1] == '.'))
+			return false;
+		c = s + k;
+	}
+	return true;
+}
+
+static int family_of(const char *name)
+{
+	if (!name)
+		return 0;
+	if (!strcmp(name, "inet"))
+		return AF_INET;
+	if (!strcmp(name, "inet6"))
+		return AF_INET6;
+	return 0;
+}
+
+static const char *family_name(int f)
+{
+	return f == AF_INET6 ? "inet6" : "inet";
+}
+
+/* "default" or ADDR[/PREFIX] (PREFIX added when missing) */
+static bool dst_ok(int family, const char *s, char *out, size_t n)
+{
+	char a[64];
+	const char *slash;
+	unsigned long pl;
+	char *end;
+
+	if (!strcmp(s, "default")) {
+		snprintf(out, n, "default");
+		return true;
+	}
+	if (strlen(s) >= sizeof(a))
+		return false;
+	slash = strchr(s, '/');
+	if (!slash) {
+		if (!ip_ok(family, s))
+			return false;
+		snprintf(out, n, "%s/%u", s, family == AF_INET ? 32u : 128u);
+		return true;
+	}
+	memcpy(a, s, (size_t)(slash - s));
+	a[slash - s] = 0;
+	errno = 0;
+	pl = strtoul(slash + 1, &end, 10);
+	if (!slash[1] || *end || errno || pl > (family == AF_INET ? 32u : 128u) || !ip_ok(family, a))
+		return false;
+	snprintf(out, n, "%s/%lu", a, pl);
+	return true;
+}
+
+static int bad(struct error *e, const char *what, const char *val)
+{
+	return error_set(e, EINVAL, "invalid network description: %s '%.80s'", what, val ? val : "(missing)");
+}
+
+int net_desc_from_json(const char *txt, size_t len, struct net_desc *d, struct error *e)
+{
+	json_error_t je;
+	json_t *root, *ifs, *routes, *it;
+	const char *path;
+	size_t i;
+	int r = -EINVAL;
+
+	memset(d, 0, sizeof(*d));
+	if (len > NET_DESC_MAX)
+		return error_set(e, EFBIG, "invalid network description: %zu bytes (at most %d)", len, NET_DESC_MAX);
+	root = json_loadb(txt, len, JSON_REJECT_DUPLICATES, &je);
+	if (!root || !json_is_object(root)) {
+		json_decref(root);
+		return error_set(e, EINVAL, "invalid network description: not a JSON object (%s)", root ? "" : je.text);
+	}
+	path = json_string_value(json_object_get(root, "path"));
+	if (!path || !ns_path_ok(path)) {
+		bad(e, "namespace path", path);
+		goto out;
+	}
+	snprintf(d->path, sizeof(d->path), "%s", path);
+	ifs = json_object_get(root, "ifs");
+	routes = json_object_get(root, "routes");
+	if (!json_is_array(ifs) || json_array_size(ifs) > NET_MAX_IFS || (routes && !json_is_array(routes)) ||
+	    json_array_size(routes) > NET_MAX_ROUTES) {
+		error_set(e, EINVAL, "invalid network description: at most %d interfaces and %d routes", NET_MAX_IFS,
+			  NET_MAX_ROUTES);
+		goto out;
+	}
+	json_array_foreach(ifs, i, it) {
+		struct net_if *f = &d->ifs[d->nif];
+		const char *name = json_string_value(json_object_get(it, "name"));
+		const char *mac = json_string_value(json_object_get(it, "mac"));
+		json_t *mtu = json_object_get(it, "mtu"), *addrs = json_object_get(it, "addrs"), *a;
+		size_t k;
+		if (!name || !ifname_ok(name) || !strcmp(name, "lo")) {
+			bad(e, "interface name", name);
+			goto out;
+		}
+		for (int j = 0; j < d->nif; j++)
+			if (!strcmp(d->ifs[j].name, name)) {
+				bad(e, "duplicate interface", name);
+				goto out;
+			}
+		if (!mac || !mac_ok(mac)) {
+			bad(e, "MAC address", mac);
+			goto out;
+		}
+		if (!json_is_integer(mtu) || json_integer_value(mtu) < 68 || json_integer_value(mtu) > 65535) {
+			error_set(e, EINVAL, "invalid network description: MTU of %s out of 68..65535", name);
+			goto out;
+		}
+		if (!json_is_array(addrs) || json_array_size(addrs) > NET_MAX_ADDRS) {
+			error_set(e, EINVAL, "invalid network description: addresses of %s (at most %d)", name,
+				  NET_MAX_ADDRS);
+			goto out;
+		}
+		snprintf(f->name, sizeof(f->name), "%s", name);
+		snprintf(f->mac, sizeof(f->mac), "%s", mac);
+		f->mtu = (unsigned)json_integer_value(mtu);
+		json_array_foreach(addrs, k, a) {
+			struct net_addr *na = &f->addr[f->naddr];
+			const char *s = json_string_value(a), *slash;
+			char ip[64];
+			unsigned long pl;
+			char *end;
+			if (!s || !(slash = strchr(s, '/')) || (size_t)(slash - s) >= sizeof(ip)) {
+				bad(e, "address", s);
+				goto out;
+			}
+			memcpy(ip, s, (size_t)(slash - s));
+			ip[slash - s] = 0;
+			na->family = strchr(ip, ':') ? AF_INET6 : AF_INET;
+			errno = 0;
+			pl = strtoul(slash + 1, &end, 10);
+			if (!slash[1] || *end || errno || pl > (na->family == AF_INET ? 32u : 128u) || !ip_ok(na->family, ip)) {
+				bad(e, "address", s);
+				goto out;
+			}
+			snprintf(na->addr, sizeof(na->addr), "%s", ip);
+			na->prefix = (unsigned)pl;
+			f->naddr++;
+		}
+		d->nif++;
+	}
+	json_array_foreach(routes, i, it) {
+		struct net_route *rt = &d->routes[d->nroutes];
+		const char *fam = json_string_value(json_object_get(it, "family"));
+		const char *dst = json_string_value(json_object_get(it, "dst"));
+		const char *gw = json_string_value(json_object_get(it, "gw"));
+		const char *dev = json_string_value(json_object_get(it, "dev"));
+		json_t *metric = json_object_get(it, "metric");
+		bool found = false;
+		rt->family = family_of(fam);
+		if (!rt->family) {
+			bad(e, "route family", fam);
+			goto out;
+		}
+		if (!dst || !dst_ok(rt->family, dst, rt->dst, sizeof(rt->dst))) {
+			bad(e, "route destination", dst);
+			goto out;
+		}
+		if (gw && *gw && !ip_ok(rt->family, gw)) {
+			bad(e, "route gateway", gw);
+			goto out;
+		}
+		for (int j = 0; dev && j < d->nif; j++)
+			found |= !strcmp(d->ifs[j].name, dev);
+		if (!found) {
+			bad(e, "route device (not one of the interfaces)", dev);
+			goto out;
+		}
+		if (metric && (!json_is_integer(metric) || json_integer_value(metric) < 0 ||
+			       json_integer_value(metric) > 0xffffffffLL)) {
+			bad(e, "route metric of", dst);
+			goto out;
+		}
+		snprintf(rt->gw, sizeof(rt->gw), "%s", gw ? gw : "");
+		snprintf(rt->dev, sizeof(rt->dev), "%s", dev);
+		rt->metric = metric ? (unsigned)json_integer_value(metric) : 0;
+		d->nroutes++;
+	}
+	r = 0;
+out:
+	json_decref(root);
+	return r;
+}
+
+char *net_desc_to_json(const struct net_desc *d)
+{
+	json_t *j = json_object(), *ifs = json_array(), *routes = json_array();
+	char buf[80], *s;
+
+	json_object_set_new(j, "path", json_string(d->path));
+	for (int i = 0; i < d->nif; i++) {
+		const struct net_if *f = &d->ifs[i];
+		json_t *o = json_object(), *a = json_array();
+		json_object_set_new(o, "name", json_string(f->name));
+		json_object_set_new(o, "mac", json_string(f->mac));
+		json_object_set_new(o, "mtu", json_integer(f->mtu));
+		for (int k = 0; k < f->naddr; k++) {
+			snprintf(buf, sizeof(buf), "%s/%u", f->addr[k].addr, f->addr[k].prefix);
+			json_array_append_new(a, json_string(buf));
+		}
+		json_object_set_new(o, "addrs", a);
+		json_array_append_new(ifs, o);
+	}
+	for (int i = 0; i < d->nroutes; i++) {
+		const struct net_route *rt = &d->routes[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "family", json_string(family_name(rt->family)));
+		json_object_set_new(o, "dst", json_string(rt->dst));
+		if (rt->gw[0])
+			json_object_set_new(o, "gw", json_string(rt->gw));
+		json_object_set_new(o, "dev", json_string(rt->dev));
+		if (rt->metric)
+			json_object_set_new(o, "metric", json_integer(rt->metric));
+		json_array_append_new(routes, o);
+	}
+	json_object_set_new(j, "ifs", ifs);
+	json_object_set_new(j, "routes", routes);
+	s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	return s;
+}
+
+void net_desc_addresses(const struct net_desc *d, char *out, size_t n)
+{
+	size_t l = 0;
+
+	out[0] = 0;
+	for (int i = 0; i < d->nif; i++)
+		for (int k = 0; k < d->ifs[i].naddr && l < n; k++)
+			l += (size_t)snprintf(out + l, n - l, "%s%s/%u", l ? " " : "", d->ifs[i].addr[k].addr,
+					      d->ifs[i].addr[k].prefix);
+}
+
+/* --- running tools inside a namespace -------------------------------------- */
+
+/* nsenter --net=PATH ARGV..., with input on stdin (a file) when given. */
+static int ns_run(const char *path, const char *input, char *const *args, struct run_result *rr, struct error *e)
+{
+	char *argv[24], netarg[300], tmp[] = "/tmp/cmt-net.XXXXXX";
+	struct run_opts o = { .timeout_ms = NET_CMD_TIMEOUT_MS };
+	int n = 0, r, fd = -1;
+
+	snprintf(netarg, sizeof(netarg), "--net=%s", path);
+	argv[n++] = "nsenter";
+	argv[n++] = netarg;
+	argv[n++] = "--";
+	for (; *args && n < 23; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	if (input) {
+		fd = mkostemp(tmp, O_CLOEXEC);
+		if (fd < 0)
+			return error_errno(e, errno, "cannot create a temporary file");
+		if (write(fd, input, strlen(input)) != (ssize_t)strlen(input)) {
+			close(fd);
+			unlink(tmp);
+			return error_errno(e, errno, "cannot write a temporary file");
+		}
+		close(fd);
+		o.stdin_path = tmp;
+	}
+	r = run_cmd(argv, &o, rr, e);
+	if (input)
+		unlink(tmp);
+	return r;
+}
+
+static const char *trimmed(const char *s)
+{
+	static char buf[512];
+	size_t l;
+
+	snprintf(buf, sizeof(buf), "%s", s ? s : "");
+	l = strlen(buf);
+	while (l && (buf[l - 1] == '\n' || buf[l - 1] == ' '))
+		buf[--l] = 0;
+	for (char *p = buf; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	return buf;
+}
+
+/* ns_run, its failure (non-zero exit) an error saying what. */
+static int ns_do(const char *path, const char *input, char *const *args, const char *what, struct error *e)
+{
+	struct run_result rr;
+	int r = ns_run(path, input, args, &rr, e);
+
+	if (r < 0)
+		return error_wrap(e, "%s", what);
+	if (rr.status != 0) {
+		error_set(e, EIO, "%s failed (in network namespace %s): %s", what, path, trimmed(rr.err[0] ? rr.err : rr.out));
+		run_result_free(&rr);
+		return -EIO;
+	}
+	run_result_free(&rr);
+	return 0;
+}
+
+static int ns_json(const char *path, char *const *args, json_t **ret, struct error *e)
+{
+	struct run_result rr;
+	json_error_t je;
+	int r = ns_run(path, NULL, args, &rr, e);
+
+	if (r < 0)
+		return r;
+	if (rr.status != 0) {
+		error_set(e, EIO, "`%s` in network namespace %s failed: %s", argv_str(args), path, trimmed(rr.err));
+		run_result_free(&rr);
+		return -EIO;
+	}
+	*ret = json_loads(rr.out[0] ? rr.out : "[]", 0, &je);
+	run_result_free(&rr);
+	if (!*ret)
+		return error_set(e, EPROTO, "cannot parse the output of `%s`: %s", argv_str(args), je.text);
+	return 0;
+}
+
+/* --- source: describing a namespace ------------------------------------------ */
+
+static bool is_netns(const char *path)
+{
+	struct statfs sf;
+
+	return statfs(path, &sf) == 0 && (unsigned long)sf.f_type == (unsigned long)NSFS_MAGIC;
+}
+
+int net_describe(const char *path, struct net_desc *d, struct error *e)
+{
+	char *addr_args[] = { "ip", "-json", "addr", "show", NULL };
+	json_t *links = NULL, *it;
+	size_t i;
+	int r;
+
+	memset(d, 0, sizeof(*d));
+	if (!ns_path_ok(path) || !is_netns(path)) {
+		error_set(e, EINVAL, "the container's network namespace %s is not a network namespace", path);
+		error_hint(e, "config.json names a network namespace by path: it must exist while the container runs");
+		return -EINVAL;
+	}
+	snprintf(d->path, sizeof(d->path), "%s", path);
+	r = ns_json(path, addr_args, &links, e);
+	if (r < 0)
+		return error_wrap(e, "cannot read the interfaces of the container's network namespace");
+	json_array_foreach(links, i, it) {
+		const char *name = json_string_value(json_object_get(it, "ifname"));
+		const char *type = json_string_value(json_object_get(it, "link_type"));
+		const char *mac = json_string_value(json_object_get(it, "address"));
+		json_t *ai, *a;
+		size_t k;
+		if (!name || (type && !strcmp(type, "loopback")))
+			continue;
+		if (!type || strcmp(type, "ether") != 0 || !mac) {
+			error_set(e, ENOTSUP, "interface %s (%s) of the container's network namespace cannot be recreated on "
+				  "the destination (only ethernet interfaces can)", name, type ? type : "unknown type");
+			json_decref(links);
+			return -ENOTSUP;
+		}
+		if (d->nif == NET_MAX_IFS || !ifname_ok(name)) {
+			error_set(e, ENOTSUP, "the container's network namespace has too many interfaces or a bad name (%s)",
+				  name);
+			json_decref(links);
+			return -ENOTSUP;
+		}
+		struct net_if *f = &d->ifs[d->nif++];
+		snprintf(f->name, sizeof(f->name), "%s", name);
+		snprintf(f->mac, sizeof(f->mac), "%s", mac);
+		f->mtu = (unsigned)json_integer_value(json_object_get(it, "mtu"));
+		ai = json_object_get(it, "addr_info");
+		json_array_foreach(ai, k, a) {
+			int fam = family_of(json_string_value(json_object_get(a, "family")));
+			const char *local = json_string_value(json_object_get(a, "local"));
+			if (!fam || !local || f->naddr == NET_MAX_ADDRS)
+				continue;
+			f->addr[f->naddr].family = fam;
+			snprintf(f->addr[f->naddr].addr, sizeof(f->addr[0].addr), "%s", local);
+			f->addr[f->naddr].prefix = (unsigned)json_integer_value(json_object_get(a, "prefixlen"));
+			f->naddr++;
+		}
+	}
+	json_decref(links);
+	for (int fam = 0; fam < 2; fam++) {
+		char *route_args[] = { "ip", "-json", fam ? "-6" : "-4", "route", "show", NULL };
+		json_t *routes = NULL;
+		r = ns_json(path, route_args, &routes, e);
+		if (r < 0)
+			return error_wrap(e, "cannot read the routes of the container's network namespace");
+		json_array_foreach(routes, i, it) {
+			const char *dst = json_string_value(json_object_get(it, "dst"));
+			const char *proto = json_string_value(json_object_get(it, "protocol"));
+			const char *gw = json_string_value(json_object_get(it, "gateway"));
+			const char *dev = json_string_value(json_object_get(it, "dev"));
+			const char *type = json_string_value(json_object_get(it, "type"));
+			bool known = false;
+			if (!dst || !dev || (proto && !strcmp(proto, "kernel")) || (type && strcmp(type, "unicast") != 0))
+				continue;
+			for (int j = 0; j < d->nif; j++)
+				known |= !strcmp(d->ifs[j].name, dev);
+			if (!known || d->nroutes == NET_MAX_ROUTES)
+				continue;
+			struct net_route *rt = &d->routes[d->nroutes];
+			rt->family = fam ? AF_INET6 : AF_INET;
+			if (!dst_ok(rt->family, dst, rt->dst, sizeof(rt->dst)))
+				continue;
+			snprintf(rt->gw, sizeof(rt->gw), "%s", gw ? gw : "");
+			snprintf(rt->dev, sizeof(rt->dev), "%s", dev);
+			rt->metric = (unsigned)json_integer_value(json_object_get(it, "metric"));
+			d->nroutes++;
+		}
+		json_decref(routes);
+	}
+	return 0;
+}
+
+/* --- the lock ----------------------------------------------------------------- */
+
+static const char lock_rules[] = "*filter\n"
+				 ":" NET_LOCK_CHAIN " - [0:0]\n"
+				 "-I INPUT -j " NET_LOCK_CHAIN "\n"
+				 "-I OUTPUT -j " NET_LOCK_CHAIN "\n"
+				 "-A " NET_LOCK_CHAIN " -m mark --mark 0xC114 -j ACCEPT\n"
+				 "-A " NET_LOCK_CHAIN " -j DROP\n"
+				 "COMMIT\n";
+static const char unlock_rules[] = "*filter\n"
+				   ":" NET_LOCK_CHAIN " - [0:0]\n"
+				   "-D INPUT -j " NET_LOCK_CHAIN "\n"
+				   "-D OUTPUT -j " NET_LOCK_CHAIN "\n"
+				   "-X " NET_LOCK_CHAIN "\n"
+				   "COMMIT\n";
+
+static bool have_ip6tables(void)
+{
+	char p[PATH_MAX];
+
+	return find_in_path("ip6tables-restore", p, sizeof(p)) == 0 && path_exists("/proc/net/if_inet6");
+}
+
+int net_lock(const char *path, struct error *e)
+{
+	char *v4[] = { "iptables-restore", "-w", "--noflush", NULL };
+	char *v6[] = { "ip6tables-restore", "-w", "--noflush", NULL };
+	int r;
+
+	if (net_is_locked(path))
+		return 0;
+	r = ns_do(path, lock_rules, v4, "locking the network namespace (iptables-restore)", e);
+	if (r < 0) {
+		error_hint(e, "the network lock needs iptables (xt_mark); install iptables");
+		return r;
+	}
+	if (have_ip6tables()) {
+		r = ns_do(path, lock_rules, v6, "locking the network namespace (ip6tables-restore)", e);
+		if (r < 0) {
+			struct error tmp = { 0 };
+			ns_do(path, unlock_rules, (char *[]){ "iptables-restore", "-w", "--noflush", NULL }, "unlock", &tmp);
+			return r;
+		}
+	}
+	return 0;
+}
+
+bool net_is_locked(const char *path)
+{
+	char *args[] = { "iptables", "-w", "-n", "-L", NET_LOCK_CHAIN, NULL };
+	struct run_result rr;
+	struct error e = { 0 };
+	bool locked;
+
+	if (ns_run(path, NULL, args, &rr, &e) < 0)
+		return false;
+	locked = rr.status == 0;
+	run_result_free(&rr);
+	return locked;
+}
+
+int net_unlock(const char *path, struct error *e)
+{
+	char *v4[] = { "iptables-restore", "-w", "--noflush", NULL };
+	char *v6[] = { "ip6tables-restore", "-w", "--noflush", NULL };
+	int r;
+
+	if (!net_is_locked(path))
+		return 0;
+	r = ns_do(path, unlock_rules, v4, "unlocking the network namespace (iptables-restore)", e);
+	if (r < 0)
+		return r;
+	if (have_ip6tables()) {
+		struct error tmp = { 0 };
+		/* absent when it was never locked for IPv6 */
+		ns_do(path, unlock_rules, v6, "unlocking the network namespace (ip6tables-restore)", &tmp);
+	}
+	return 0;
+}
+
+/* --- gratuitous ARP -------------------------------------------------------------- */
+
+/* In a child that joins the namespace: one broadcast ARP request per IPv4
+ * address, sender = target = the address (a gratuitous ARP), and one reply. */
+static int garp_child(const char *path, const struct net_desc *d)
+{
+	int nsfd = open(path, O_RDONLY | O_CLOEXEC), sent = 0;
+
+	if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0)
+		return 2;
+	close(nsfd);
+	int s = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+	if (s < 0)
+		return 3;
+	for (int i = 0; i < d->nif; i++) {
+		const struct net_if *f = &d->ifs[i];
+		unsigned mac[6];
+		unsigned ifindex = if_nametoindex(f->name);
+		if (!ifindex || sscanf(f->mac, "%x:%x:%x:%x:%x:%x", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4], &mac[5]) != 6)
+			continue;
+		for (int k = 0; k < f->naddr; k++) {
+			struct in_addr ip;
+			if (f->addr[k].family != AF_INET || inet_pton(AF_INET, f->addr[k].addr, &ip) != 1)
+				continue;
+			for (int op = 1; op <= 2; op++) {
+				uint8_t pkt[28];
+				struct sockaddr_ll to = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ARP),
+							  .sll_ifindex = (int)ifindex, .sll_halen = 6 };
+				memset(to.sll_addr, 0xff, 6);
+				pkt[0] = 0, pkt[1] = 1;       /* ethernet */
+				pkt[2] = 0x08, pkt[3] = 0x00; /* IPv4 */
+				pkt[4] = 6, pkt[5] = 4;
+				pkt[6] = 0, pkt[7] = (uint8_t)op;
+				for (int b = 0; b < 6; b++)
+					pkt[8 + b] = (uint8_t)mac[b];
+				memcpy(pkt + 14, &ip, 4);
+				for (int b = 0; b < 6; b++)
+					pkt[18 + b] = op == 2 ? (uint8_t)mac[b] : 0;
+				memcpy(pkt + 24, &ip, 4);
+				if (sendto(s, pkt, sizeof(pkt), 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)sizeof(pkt))
+					sent++;
+			}
+		}
+	}
+	close(s);
+	return sent > 0 || d->nif == 0 ? 0 : 4;
+}
+
+int net_announce(const struct net_desc *d, struct error *e)
+{
+	int st = 0;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return error_errno(e, errno, "cannot fork to announce the container's addresses");
+	if (pid == 0)
+		_exit(garp_child(d->path, d));
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return error_set(e, EIO, "cannot send gratuitous ARP from network namespace %s (step %d)", d->path,
+				 WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+	return 0;
+}
+
+/* --- creating and removing namespaces ------------------------------------------ */
+
+/* /run/netns/NAME or /var/run/netns/NAME: `ip netns` manages it (for
+ * others: umount and unlink). */
+static const char *ip_netns_name(const char *path)
+{
+	static const char *dirs[] = { "/run/netns/", "/var/run/netns/" };
+
+	for (size_t i = 0; i < 2; i++) {
+		size_t l = strlen(dirs[i]);
+		if (!strncmp(path, dirs[i], l) && path[l] && !strchr(path + l, '/'))
+			return path + l;
+	}
+	return NULL;
+}
+
+static int run_simple(char *const *argv, const char *what, struct error *e)
+{
+	struct run_opts o = { .timeout_ms = NET_CMD_TIMEOUT_MS };
+	struct run_result rr;
+	int r = run_cmd(argv, &o, &rr, e);
+
+	if (r < 0)
+		return error_wrap(e, "%s", what);
+	if (rr.status != 0) {
+		error_set(e, EIO, "%s failed: %s", what, trimmed(rr.err));
+		run_result_free(&rr);
+		return -EIO;
+	}
+	run_result_free(&rr);
+	return 0;
+}
+
+int net_remove_ns(const char *path, const struct net_desc *d, struct error *e)
+{
+	const char *name = ip_netns_name(path);
+	struct error tmp = { 0 };
+
+	if (!is_netns(path))
+		return 0;
+	/* the interfaces first: their host-side peers go with them at once
+	 * (the namespace itself is freed when nothing holds it any more) */
+	for (int i = 0; d && i < d->nif; i++) {
+		char *del[] = { "ip", "link", "del", (char *)d->ifs[i].name, NULL };
+		error_clear(&tmp);
+		ns_do(path, NULL, del, "removing an interface", &tmp);
+	}
+	if (name) {
+		char *args[] = { "ip", "netns", "delete", (char *)name, NULL };
+		return run_simple(args, "removing the network namespace", e);
+	}
+	if (umount2(path, MNT_DETACH) < 0)
+		return error_errno(e, errno, "cannot unmount the network namespace %s", path);
+	unlink(path);
+	return 0;
+}
+
+static int create_ns(const char *path, struct error *e)
+{
+	const char *name = ip_netns_name(path);
+
+	if (!name)
+		return error_set(e, EINVAL, "cannot create a network namespace at %s (not under /run/netns)", path);
+	char *args[] = { "ip", "netns", "add", (char *)name, NULL };
+	return run_simple(args, "creating the network namespace", e);
+}
+
+/* The namespace at src appears at dst too (a bind mount of its nsfs file). */
+static int bind_ns(const char *src, const char *dst, struct error *e)
+{
+	char dir[256];
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s", dst);
+	*strrchr(dir, '/') = 0;
+	if (dir[0] && mkdir_p(dir, 0755, e) < 0)
+		return -e->code;
+	fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	if (fd < 0)
+		return error_errno(e, errno, "cannot create %s for the network namespace", dst);
+	close(fd);
+	if (mount(src, dst, NULL, MS_BIND, NULL) < 0) {
+		int err = errno;
+		unlink(dst);
+		return error_errno(e, err, "cannot bind the network namespace to %s", dst);
+	}
+	return 0;
+}
+
+static void host_if_name(const char *mig_id, int i, char *out, size_t n)
+{
+	XXH64_hash_t h = XXH3_64bits(mig_id, strlen(mig_id));
+	snprintf(out, n, "cmt%08x%d", (unsigned)(h & 0xffffffffu), i);
+}
+
+/* Where cmt may create a namespace for a container: under /run (the
+ * conventional place of named namespaces); anywhere else the path must
+ * exist (a hook or the host's network plugin makes it). */
+static bool may_create_at(const char *path)
+{
+	return !strncmp(path, "/run/", 5) || !strncmp(path, "/var/run/", 9);
+}
+
+/* Takes the namespace that exists at the path: locked until COMMIT. */
+static int take_existing(struct net_state *ns, struct error *e)
+{
+	int r;
+
+	if (!is_netns(ns->d.path)) {
+		error_set(e, EEXIST, "%s exists but is not a network namespace", ns->d.path);
+		error_hint(e, "remove it, or let the pre-restore hook put the container's namespace there");
+		return -EEXIST;
+	}
+	r = net_lock(ns->d.path, e);
+	if (r < 0)
+		return r;
+	ns->existed = ns->locked = true;
+	log_info("network namespace %s exists here: the container is restored into it", ns->d.path);
+	return 0;
+}
+
+int net_prepare(const struct config *cfg, const struct net_desc *d, const char *mig_id, struct net_state *ns,
+		struct error *e)
+{
+	char batch[8192], pidbuf[16];
+	size_t l = 0;
+	int r;
+
+	memset(ns, 0, sizeof(*ns));
+	ns->d = *d;
+	if (path_exists(d->path))
+		return take_existing(ns, e);
+	if (!may_create_at(d->path)) {
+		error_set(e, EPERM, "the container's network namespace %s does not exist here, and cmt creates namespaces "
+			  "only under /run (or /var/run)", d->path);
+		error_hint(e, "create it before the restore (a --hook-pre-restore can), or use a path under /run/netns");
+		return -EPERM;
+	}
+	if (strcmp(cfg->net_attach, "bridge") == 0) {
+		/* (not /sys/class/net: sysfs shows the namespace that mounted it) */
+		if (if_nametoindex(cfg->net_bridge) == 0) {
+			error_set(e, ENODEV, "there is no bridge %s to attach the container's network to", cfg->net_bridge);
+			error_hint(e, "create it (ip link add %s type bridge), or name another one with `net_bridge = NAME` "
+				      "(or an attachment program with `net_attach = /path`) in %s/config",
+				   cfg->net_bridge, cfg->root);
+			return -ENODEV;
+		}
+	}
+	/* Built under a name of cmt's own: a hook may still put the real one at
+	 * the path before the restore (net_place decides). */
+	snprintf(ns->staging, sizeof(ns->staging), "/run/netns/cmt-%08x",
+		 (unsigned)(XXH3_64bits(mig_id, strlen(mig_id)) & 0xffffffffu));
+	if (is_netns(ns->staging)) {
+		struct error tmp = { 0 };
+		net_remove_ns(ns->staging, d, &tmp); /* a leftover of a dead agent of this migration */
+	}
+	r = create_ns(ns->staging, e);
+	if (r < 0)
+		return r;
+	ns->created = true;
+	r = net_lock(ns->staging, e);
+	if (r < 0)
+		goto fail;
+	ns->locked = true;
+	/* the interfaces: veth pairs made inside, the host end moved out to
+	 * this process's namespace and left down (nothing reaches the
+	 * container until net_place attaches it) */
+	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
+	l += (size_t)snprintf(batch + l, sizeof(batch) - l, "link set lo up\n");
+	for (int i = 0; i < d->nif; i++) {
+		const struct net_if *f = &d->ifs[i];
+		host_if_name(mig_id, i, ns->host_if[i], sizeof(ns->host_if[i]));
+		l += (size_t)snprintf(batch + l, sizeof(batch) - l,
+				      "link add %s address %s mtu %u type veth peer name %s mtu %u\n"
+				      "link set %s netns %s\n"
+				      "link set %s addrgenmode none\n",
+				      f->name, f->mac, f->mtu, ns->host_if[i], f->mtu, ns->host_if[i], pidbuf, f->name);
+		for (int k = 0; k < f->naddr; k++)
+			l += (size_t)snprintf(batch + l, sizeof(batch) - l, "addr add %s/%u dev %s%s\n", f->addr[k].addr,
+					      f->addr[k].prefix, f->name, f->addr[k].family == AF_INET6 ? " nodad" : "");
+		l += (size_t)snprintf(batch + l, sizeof(batch) - l, "link set %s up\n", f->name);
+	}
+	for (int i = 0; i < d->nroutes; i++) {
+		const struct net_route *rt = &d->routes[i];
+		char metric[32] = "";
+		if (rt->metric)
+			snprintf(metric, sizeof(metric), " metric %u", rt->metric);
+		l += (size_t)snprintf(batch + l, sizeof(batch) - l, "%sroute add %s%s%s dev %s%s\n",
+				      rt->family == AF_INET6 ? "-6 " : "", rt->dst, rt->gw[0] ? " via " : "", rt->gw, rt->dev,
+				      metric);
+	}
+	if (l >= sizeof(batch)) {
+		r = error_set(e, E2BIG, "the network description is too large");
+		goto fail;
+	}
+	{
+		char *args[] = { "ip", "-batch", "-", NULL };
+		r = ns_do(ns->staging, batch, args, "recreating the container's interfaces", e);
+		if (r < 0)
+			goto fail;
+	}
+	log_debug("network namespace for %s recreated as %s (%d interfaces, %d routes), locked", d->path, ns->staging,
+		  d->nif, d->nroutes);
+	return 0;
+fail:
+	net_rollback(cfg, ns, "");
+	return r;
+}
+
+static int run_net_hook(const struct config *cfg, const char *prog, const char *verb, const struct net_state *ns,
+			const char *container, const char *source, struct error *e)
+{
+	char env[8][1200], addrs[1024], ifs[200] = "", hifs[200] = "", macs[200] = "";
+	char *envp[9], *argv[] = { (char *)prog, (char *)verb, NULL };
+	struct run_opts o = { .timeout_ms = NET_HOOK_TIMEOUT_MS, .env_add = envp };
+	struct run_result rr;
+	size_t a = 0, b = 0, m = 0;
+	int r;
+
+	net_desc_addresses(&ns->d, addrs, sizeof(addrs));
+	for (int i = 0; i < ns->d.nif; i++) {
+		a += (size_t)snprintf(ifs + a, sizeof(ifs) - a, "%s%s", i ? " " : "", ns->d.ifs[i].name);
+		b += (size_t)snprintf(hifs + b, sizeof(hifs) - b, "%s%s", i ? " " : "", ns->host_if[i]);
+		m += (size_t)snprintf(macs + m, sizeof(macs) - m, "%s%s", i ? " " : "", ns->d.ifs[i].mac);
+	}
+	snprintf(env[0], sizeof(env[0]), "CMT_NETNS=%s", ns->d.path);
+	snprintf(env[1], sizeof(env[1]), "CMT_CONTAINER=%s", container);
+	snprintf(env[2], sizeof(env[2]), "CMT_ADDRESSES=%s", addrs);
+	snprintf(env[3], sizeof(env[3]), "CMT_CONTAINER_IFS=%s", ifs);
+	snprintf(env[4], sizeof(env[4]), "CMT_HOST_IFS=%s", ns->created ? hifs : "");
+	snprintf(env[5], sizeof(env[5]), "CMT_MACS=%s", macs);
+	snprintf(env[6], sizeof(env[6]), "CMT_SOURCE=%s", source ? source : "");
+	snprintf(env[7], sizeof(env[7]), "CMT_HOST=%s", cfg->name);
+	for (int i = 0; i < 8; i++)
+		envp[i] = env[i];
+	envp[8] = NULL;
+	r = run_cmd(argv, &o, &rr, e);
+	if (r < 0)
+		return error_wrap(e, "cannot run the network hook %s", prog);
+	if (rr.status != 0) {
+		error_set(e, EIO, "the network hook `%s %s` failed (status %d): %s", prog, verb, rr.status,
+			  trimmed(rr.err[0] ? rr.err : rr.out));
+		run_result_free(&rr);
+		return -EIO;
+	}
+	run_result_free(&rr);
+	return 0;
+}
+
+int net_place(const struct config *cfg, struct net_state *ns, const char *container, struct error *e)
+{
+	struct error tmp = { 0 };
+	int r = 0;
+
+	if (ns->existed) {
+		/* it was there at NET_SETUP: still? */
+		if (!is_netns(ns->d.path))
+			return error_set(e, ENOENT, "the network namespace %s disappeared before the restore", ns->d.path);
+		return 0;
+	}
+	if (path_exists(ns->d.path)) {
+		/* a pre-restore hook put it there meanwhile: it wins, cmt's goes */
+		r = take_existing(ns, e);
+		if (r < 0)
+			return r;
+		net_remove_ns(ns->staging, &ns->d, &tmp);
+		ns->created = false;
+		ns->staging[0] = 0;
+		return 0;
+	}
+	r = bind_ns(ns->staging, ns->d.path, e);
+	if (r < 0)
+		return r;
+	ns->placed = true;
+	{
+		/* only the path in config.json names it from here on */
+		const char *name = ip_netns_name(ns->staging);
+		char *args[] = { "ip", "netns", "delete", (char *)name, NULL };
+		if (run_simple(args, "removing the staging name of the network namespace", &tmp) < 0)
+			log_warn("%s", tmp.msg);
+		ns->staging[0] = 0;
+	}
+	if (strcmp(cfg->net_attach, "bridge") == 0) {
+		for (int i = 0; i < ns->d.nif && r == 0; i++) {
+			char *args[] = { "ip", "link", "set", ns->host_if[i], "master", (char *)cfg->net_bridge, "up", NULL };
+			r = run_simple(args, "attaching the container's interface to the bridge", e);
+		}
+	} else {
+		r = run_net_hook(cfg, cfg->net_attach, "attach", ns, container, NULL, e);
+	}
+	if (r < 0) {
+		error_host(e, cfg->name);
+		return r;
+	}
+	ns->attached = true;
+	return 0;
+}
+
+void net_commit(const struct config *cfg, struct net_state *ns, const char *container, const char *source)
+{
+	struct error e = { 0 };
+
+	if (ns->locked && net_unlock(ns->d.path, &e) < 0)
+		log_warn("%s (the container cannot talk until its namespace is unlocked: iptables -D INPUT/OUTPUT -j %s)",
+			 e.msg, NET_LOCK_CHAIN);
+	ns->locked = false;
+	error_clear(&e);
+	if (net_announce(&ns->d, &e) < 0)
+		log_warn("%s (neighbours learn the new place of the address when their ARP entries expire)", e.msg);
+	if (cfg->net_route_hook[0]) {
+		error_clear(&e);
+		if (run_net_hook(cfg, cfg->net_route_hook, "route", ns, container, source, &e) < 0)
+			log_warn("%s (the container runs here; its address may not be routed here yet)", e.msg);
+	}
+}
+
+void net_rollback(const struct config *cfg, struct net_state *ns, const char *container)
+{
+	struct error e = { 0 };
+
+	if (ns->attached && strcmp(cfg->net_attach, "bridge") != 0 &&
+	    run_net_hook(cfg, cfg->net_attach, "detach", ns, container, NULL, &e) < 0)
+		log_warn("%s", e.msg);
+	error_clear(&e);
+	if (ns->created) {
+		const char *p = ns->placed ? ns->d.path : ns->staging;
+		if (p[0] && net_remove_ns(p, &ns->d, &e) < 0)
+			log_warn("cannot remove the network namespace %s made for the migration: %s", p, e.msg);
+	} else if (ns->locked && net_unlock(ns->d.path, &e) < 0) {
+		log_warn("%s", e.msg);
+	}
+	ns->created = ns->locked = ns->attached = ns->placed = false;
+}

@@ -1,0 +1,107 @@
+/* Network identity: a container whose config.json names its network
+ * namespace by path (as CNI-managed setups do) keeps its interfaces,
+ * addresses, MAC and routes on the destination, and its established TCP
+ * connections survive (doc/design.md, "Network identity").
+ *
+ * Source:       net_path_from_config, net_describe (before the freeze),
+ *               net_lock (after the freeze, kept after the dump), and either
+ *               net_release (after the frozen copy is gone) or, on failure,
+ *               net_unlock + net_announce (after the thaw).
+ * Destination:  net_desc_from_json (validates everything), net_prepare
+ *               (takes the namespace at the path, locked, or builds one
+ *               locked under a name of its own),
+ *               net_place (before the restore), net_commit (after COMMIT:
+ *               unlock, announce, route hook) or net_rollback. */
+#pragma once
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/config.h"
+#include "util/error.h"
+
+#define NET_MAX_IFS 8
+#define NET_MAX_ADDRS 16   /* per interface */
+#define NET_MAX_ROUTES 32
+#define NET_DESC_MAX 65536 /* bytes of the JSON description */
+#define NET_LOCK_CHAIN "CMT-NETLOCK"
+
+struct net_addr {
+	int family;        /* AF_INET, AF_INET6 */
+	char addr[46];
+	unsigned prefix;
+};
+
+struct net_if {
+	char name[16];
+	char mac[18];      /* aa:bb:cc:dd:ee:ff */
+	unsigned mtu;
+	int naddr;
+	struct net_addr addr[NET_MAX_ADDRS];
+};
+
+struct net_route {
+	int family;
+	char dst[52];      /* "default" or ADDR/PREFIX */
+	char gw[46];       /* "" = none (on-link) */
+	char dev[16];
+	unsigned metric;
+};
+
+struct net_desc {
+	char path[256];    /* the namespace's path in config.json */
+	int nif;
+	struct net_if ifs[NET_MAX_IFS];
+	int nroutes;
+	struct net_route routes[NET_MAX_ROUTES];
+};
+
+/* Destination state of one namespace. */
+struct net_state {
+	struct net_desc d;
+	bool existed;      /* the path named a namespace already: not ours to remove */
+	bool created;      /* cmt created the namespace (and its veths) */
+	bool placed;       /* cmt's namespace is bound at d.path */
+	bool locked, attached;
+	char staging[64];  /* where cmt built it until net_place, "" = gone */
+	char host_if[NET_MAX_IFS][16]; /* host-side veth of each interface */
+};
+
+/* 1 and the path when config.json's network namespace has a path, 0 when it
+ * has none (runc makes it: CRIU carries it), negative on a bad config. */
+int net_path_from_config(const char *config_json, char *path, size_t n, struct error *e);
+/* Reads the namespace's interfaces (ethernet ones; lo is implied) and its
+ * main-table routes (not the kernel's own). */
+int net_describe(const char *path, struct net_desc *d, struct error *e);
+char *net_desc_to_json(const struct net_desc *d);
+/* Parses and validates a description from a peer (names, MACs, MTUs,
+ * addresses, prefix lengths, counts, route devices, the path). */
+int net_desc_from_json(const char *txt, size_t len, struct net_desc *d, struct error *e);
+/* "10.0.0.5/24 fd00::5/64": every address, for hooks. */
+void net_desc_addresses(const struct net_desc *d, char *out, size_t n);
+
+/* The lock: chain NET_LOCK_CHAIN in INPUT and OUTPUT of the namespace,
+ * accepting CRIU's mark 0xC114 and dropping everything else (as CRIU's own
+ * network lock does), IPv4 and IPv6. */
+int net_lock(const char *path, struct error *e);
+int net_unlock(const char *path, struct error *e);
+/* true when the lock chain is in the namespace (IPv4 table) */
+bool net_is_locked(const char *path);
+/* Gratuitous ARP for every IPv4 address of the description, from inside the
+ * namespace: the switch and the neighbours learn where the address is now. */
+int net_announce(const struct net_desc *d, struct error *e);
+/* Removes the namespace at path (its interfaces go with it, and their
+ * host-side peers). */
+int net_remove_ns(const char *path, const struct net_desc *d, struct error *e);
+
+/* destination */
+int net_prepare(const struct config *cfg, const struct net_desc *d, const char *mig_id, struct net_state *ns,
+		struct error *e);
+/* At RESTORE (the source is frozen and locked): a namespace a hook put at
+ * the path meanwhile is taken (cmt's own goes); otherwise cmt's is bound
+ * at the path and its host ends attached (bridge or net_attach program). */
+int net_place(const struct config *cfg, struct net_state *ns, const char *container, struct error *e);
+/* After COMMIT: unlock, announce, route hook.  Problems are warnings: the
+ * migration stands. */
+void net_commit(const struct config *cfg, struct net_state *ns, const char *container, const char *source);
+void net_rollback(const struct config *cfg, struct net_state *ns, const char *container);

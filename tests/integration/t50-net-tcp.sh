@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# t50-net-tcp.sh - network identity: a container with a network namespace of
+# its own at a path (as CNI sets it up: /run/netns/NAME, a veth on the host's
+# bridge cmt0, its own address and MAC on the lab's segment) serves TCP on h1;
+# a client on h3 sends a numbered request every 5 ms on one connection and
+# checks every answer. While the client talks:
+#   1. h1 -> h2: cmt recreates the namespace on h2 (same address, MAC, route),
+#      locked, restores with --tcp-established, moves the traffic, and removes
+#      h1's namespace;
+#   2. h2 -> h1 with a pre-restore hook that prepares the namespace on h1 the
+#      way a CNI plugin would: cmt restores into that one and makes none;
+#   3. h1 -> h2 failing after the restore (the source's connection is cut):
+#      h2's namespace is removed and the container keeps serving from h1;
+#   and then the client must have seen no reset, no lost, duplicated or
+#   reordered answer, and must have kept talking after each step.
+# CMT_T50_MODE=precopy runs the moves in that mode.
+# shellcheck disable=SC2154,SC2016
+set -u
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+require_root
+require_cmt
+require_cmd runc busybox python3 ip nsenter iptables-restore
+
+mode=${CMT_T50_MODE:-cold}
+make -s -C "$REPO/tests/workload" OUT="$REPO/build/workload" >/dev/null || bail "cannot build tests/workload"
+NETPP=$REPO/build/workload/netpp
+
+lab_start 3
+work=$(mktemp -d /tmp/cmt-t50.XXXXXX)
+at_exit rm -rf "$work"
+ct=web$$
+ns=ctnet$$
+ip=$LAB_CT_NET.220
+mac=02:42:0a:4d:00:dc
+port=7777
+nspath=/run/netns/$ns
+at_exit "on h1 runc delete --force $ct >/dev/null 2>&1; on h2 runc delete --force $ct >/dev/null 2>&1; true"
+
+# What a CNI bridge plugin does: a namespace at /run/netns/NAME, a veth pair
+# (eth0 inside, HOSTIF on cmt0), the address, a route. Also the pre-restore
+# hook's work in step 2.
+cat >"$work/cni-add.sh" <<EOF
+#!/bin/sh
+set -e
+ip netns add $ns
+ip link add HOSTIF type veth peer name eth0 netns $ns
+ip -n $ns link set eth0 address $mac
+ip -n $ns link set eth0 addrgenmode none
+ip -n $ns addr add $ip/24 dev eth0
+ip -n $ns link set lo up
+ip -n $ns link set eth0 up
+ip -n $ns route add 198.51.100.0/24 via $LAB_CT_NET.1 dev eth0
+ip link set HOSTIF master cmt0 up
+EOF
+sed "s/HOSTIF/cni-a$$/g" "$work/cni-add.sh" >"$work/cni-a.sh"
+# the hook of step 2 adds "cni-b" on h1 (the host with a fresh namespace)
+sed "s/HOSTIF/cni-b$$/g" "$work/cni-add.sh" >"$work/cni-b.sh"
+out=$(on h1 sh "$work/cni-a.sh" 2>&1) || bail "cannot set up the container's network namespace on h1: $out"
+
+make_bundle "$work/$ct" h1 /bin/netpp server $port || bail "make_bundle failed"
+cp "$NETPP" "$work/$ct/rootfs/bin/netpp"
+"$PY" - "$work/$ct/config.json" "$nspath" <<'EOF' || bail "cannot edit config.json"
+import json, sys
+p, path = sys.argv[1], sys.argv[2]
+spec = json.load(open(p))
+for n in spec["linux"]["namespaces"]:
+    if n["type"] == "network":
+        n["path"] = path
+json.dump(spec, open(p, "w"), indent=2)
+EOF
+# (stdio on /dev/null: CRIU cannot dump a container holding a host file)
+on h1 sh -c "cd '$work/$ct' && exec runc run -d $ct </dev/null >/dev/null 2>&1" || bail "runc run $ct on h1 failed"
+
+# the client on h3
+status=$work/client.status
+on_bg h3 "$NETPP" client "$ip" $port --interval-ms 5 --status "$status" --timeout-ms 30000
+client=$ON_BG_PID
+at_exit "kill $client 2>/dev/null; true"
+client_ok() { mh_get "$status" ok; }
+client_ge() { local v; v=$(client_ok) && [ "$v" -ge "$1" ]; }
+if wait_until 15 client_ge 100; then
+	ok "the client on h3 talks to $ct on h1 ($ip:$port)"
+else
+	bail "the client does not get answers: $(cat "$status" 2>&1)"
+fi
+
+# talks_on N: the client got N more answers, and is still fine
+talks_on() {
+	local from
+	from=$(client_ok) || from=0
+	if wait_until 20 client_ge $((from + $1)) && [ "$(mh_get "$status" state)" = running ]; then
+		ok "$2"
+	else
+		fail "$2" "client: $(cat "$status")"
+	fi
+}
+
+addr_of() { # HOST: "ADDR MAC" of eth0 in the container's namespace there
+	on "$1" nsenter --net="$nspath" ip -json addr show eth0 2>/dev/null |
+		"$PY" -c 'import json,sys; l=json.load(sys.stdin)[0]; print(" ".join([a["local"]+"/"+str(a["prefixlen"]) for a in l["addr_info"] if a["family"]=="inet"] + [l["address"]]))'
+}
+locked() { on "$1" nsenter --net="$nspath" iptables -w -n -L CMT-NETLOCK >/dev/null 2>&1; }
+veths() { on "$1" ip -o link show type veth | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -Ev '^(eth0|uplink0)$' | sort | tr '\n' ' '; }
+
+# --- 1. h1 -> h2: recreated -----------------------------------------------------
+migrate_from h1 "$ct" --to h2 --mode "$mode"
+is "$MIG_RC" 0 "cmt migrate $ct --to h2 exits 0"
+jtest "JSON: ok, the namespace $nspath moved and was recreated on h2" \
+	"d['result'] == 'ok' and d['netns'] == '$nspath' and d['netns_existed'] is False"
+is "$(runc_status h2 "$ct")" running "$ct runs on h2"
+talks_on 200 "the client keeps talking to $ip after the move to h2"
+is "$(addr_of h2)" "$ip/24 $mac" "on h2 the container has the same address and MAC"
+check "on h2 the container's route is there" \
+	sh -c "$LAB exec $LAB_NAME h2 nsenter --net=$nspath ip route show 198.51.100.0/24 | grep -q 'via $LAB_CT_NET.1'"
+if locked h2; then fail "the lock of h2's namespace is gone"; else ok "the lock of h2's namespace is gone"; fi
+check "h1's namespace is gone" on h1 test ! -e "$nspath"
+is "$(veths h1)" "" "no veth of the container is left on h1 (cni-a$$ went with the namespace)"
+h2if=$(veths h2)
+check "h2's host end ($h2if) is on bridge cmt0" sh -c "$LAB exec $LAB_NAME h2 ip -o link show master cmt0 | grep -q '${h2if% }'"
+is "$(on h2 ls /run/netns | grep -c '^cmt-')" 0 "no staging namespace of cmt is left on h2"
+
+# --- 2. h2 -> h1, where a pre-restore hook prepares the namespace ------------------
+hook="ssh -F $LAB_SSH_CONFIG h1 sh $work/cni-b.sh"
+migrate_from h2 "$ct" --to h1 --mode "$mode" --hook-pre-restore "$hook"
+is "$MIG_RC" 0 "cmt migrate $ct --to h1 (hook prepares the namespace) exits 0"
+jtest "JSON: ok, restored into the namespace that existed on h1" "d['result'] == 'ok' and d['netns_existed'] is True"
+talks_on 200 "the client keeps talking to $ip after the move back to h1"
+is "$(veths h1)" "cni-b$$ " "on h1 the container uses the hook's namespace (its veth cni-b$$, none of cmt's)"
+is "$(addr_of h1)" "$ip/24 $mac" "on h1 the container has the same address and MAC"
+if locked h1; then fail "the lock of h1's namespace is gone"; else ok "the lock of h1's namespace is gone"; fi
+check "h2's namespace is gone" on h2 test ! -e "$nspath"
+is "$(veths h2)" "" "no veth of the container is left on h2"
+
+# --- 3. h1 -> h2 failing after the restore: h2's namespace goes, h1 serves on ------
+echo "source after-restored cut" >"$LAB_DIR/h1/cmt/faults"
+migrate_from h1 "$ct" --to h2 --mode "$mode"
+is "$MIG_RC" 1 "a migration cut after the restore fails (exit 1)"
+jtest "JSON: failed, the container runs on the source" "d['result'] == 'failed' and d['source_running'] is True"
+is "$(runc_status h1 "$ct")" running "$ct runs on h1 again"
+talks_on 200 "the client keeps talking to $ip on h1 after the failed move"
+if locked h1; then fail "h1's namespace is unlocked again"; else ok "h1's namespace is unlocked again"; fi
+wait_until 10 on h2 test ! -e "$nspath" && ok "h2's namespace is removed after the failure" ||
+	fail "h2's namespace is removed after the failure" "$(on h2 ls -l /run/netns)"
+wait_until 10 eval '[ -z "$(veths h2)" ]' && ok "no veth of the container is left on h2" ||
+	fail "no veth of the container is left on h2" "$(veths h2)"
+is "$(on h2 runc list -q)" "" "no container on h2"
+
+# --- the client's verdict ---------------------------------------------------------
+kill "$client" 2>/dev/null
+wait "$client" 2>/dev/null
+diag "client: $(cat "$status")"
+is "$(mh_get "$status" reset)" 0 "the client never saw a reset"
+sent=$(mh_get "$status" sent) okc=$(mh_get "$status" ok)
+if [ "$(mh_get "$status" bad)" = 0 ] && [ -n "$sent" ] && [ "$okc" = "$sent" ]; then
+	ok "every one of $sent requests was answered once, in order (nothing lost or duplicated)"
+else
+	fail "every request was answered once, in order" "$(cat "$status")"
+fi
+is "$(mh_get "$status" state)" stopped "the client ended cleanly (state stopped)"
+diag "largest gap the client saw: $(mh_get "$status" max_gap_ms) ms"
