@@ -5,10 +5,11 @@
  *       "N\n" with "N SERVED\n", SERVED being how many requests that
  *       connection has had (kept in memory: a restarted server starts at 1).
  *   netpp client IP PORT [--interval-ms MS] [--status FILE] [--timeout-ms MS]
- *       connects once, then sends 1, 2, 3, ... one request every MS (default 5)
- *       and waits for each answer (up to --timeout-ms, default 60000). Checks
- *       that answer N says "N N": nothing lost, duplicated or reordered on
- *       either side. Every 100 ms and at the end it writes one status line to
+ *       connects once, then sends 1, 2, 3, ... one request every MS (default 5),
+ *       on schedule whether or not the answers keep up, and reads the answers
+ *       as they come (the oldest unanswered one may wait --timeout-ms, default
+ *       60000). Checks that the K-th answer says "K K": nothing lost,
+ *       duplicated or reordered on either side. Every 100 ms and at the end it writes one status line to
  *       FILE (atomically) and, at the end, to stdout:
  *         sent=N ok=N bad=N reset=0|1 timeout=0|1 max_gap_ms=X last_gap_ms=X
  *         gaps_over_100ms=N state=running|stopped|reset|error error="..."
@@ -154,9 +155,9 @@ static int client(const char *ip, int port, int interval_ms, const char *status,
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	struct cstat st = { .state = "running" };
 	int one = 1, fd;
-	char buf[4096];
+	char buf[65536];
 	size_t bl = 0;
-	double last_answer, last_status = 0;
+	double last_answer, last_status = 0, next_send, oldest_sent = 0;
 
 	if (inet_pton(AF_INET, ip, &a.sin_addr) != 1) {
 		fprintf(stderr, "netpp client: bad IPv4 address '%s'\n", ip);
@@ -170,86 +171,118 @@ static int client(const char *ip, int port, int interval_ms, const char *status,
 		return 1;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	last_answer = now_ms();
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	last_answer = next_send = now_ms();
+	/* Requests go out on their schedule whether or not the answers keep up
+	 * (at most 100000 outstanding): what the network takes while the
+	 * server cannot answer must all come back, in order. */
 	while (!stop) {
-		char req[32];
-		int k = snprintf(req, sizeof(req), "%lu\n", st.sent + 1);
-		if (write_all(fd, req, (size_t)k) < 0) {
-			st.reset = errno == ECONNRESET || errno == EPIPE;
-			snprintf(st.error, sizeof(st.error), "send: %s", strerror(errno));
-			break;
+		double t = now_ms();
+		if (t >= next_send && st.sent - (st.ok + st.bad) < 100000) {
+			char req[32];
+			int k = snprintf(req, sizeof(req), "%lu\n", st.sent + 1);
+			ssize_t w = send(fd, req, (size_t)k, MSG_NOSIGNAL);
+			if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				st.reset = errno == ECONNRESET || errno == EPIPE;
+				snprintf(st.error, sizeof(st.error), "send: %s", strerror(errno));
+				goto out;
+			}
+			if (w == k) {
+				if (st.sent == st.ok + st.bad)
+					oldest_sent = t;
+				st.sent++;
+				next_send += interval_ms;
+				if (next_send < t - 1000)
+					next_send = t; /* do not burst after a long stall of this process */
+			} else if (w > 0) {
+				snprintf(st.error, sizeof(st.error), "short send");
+				goto out;
+			}
 		}
-		st.sent++;
-		/* wait for answer st.sent */
-		double t0 = now_ms();
-		int got = 0;
-		while (!got && !stop) {
-			char *nl = memchr(buf, '\n', bl);
-			if (nl) {
-				unsigned long n1 = 0, n2 = 0;
+		if (st.sent > st.ok + st.bad && t - oldest_sent > timeout_ms) {
+			st.timeout = 1;
+			snprintf(st.error, sizeof(st.error), "no answer to request %lu in %d ms", st.ok + st.bad + 1, timeout_ms);
+			goto out;
+		}
+		int wait = (int)(next_send - now_ms());
+		if (wait < 0)
+			wait = 0;
+		if (wait > 100)
+			wait = 100;
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int pr = poll(&pfd, 1, wait);
+		if (pr < 0 && errno != EINTR)
+			goto out;
+		if (pr > 0) {
+			ssize_t n = read(fd, buf + bl, sizeof(buf) - 1 - bl);
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n <= 0) {
+				/* the peer went away (a reset, or a restarted server's close):
+				 * as bad as a reset here */
+				st.reset = 1;
+				snprintf(st.error, sizeof(st.error), "%s",
+					 n == 0 ? "connection closed by the server" : strerror(errno));
+				goto out;
+			}
+			bl += (size_t)n;
+			char *p = buf, *nl;
+			while ((nl = memchr(p, '\n', bl - (size_t)(p - buf)))) {
+				unsigned long n1 = 0, n2 = 0, want = st.ok + st.bad + 1;
 				*nl = 0;
-				if (sscanf(buf, "%lu %lu", &n1, &n2) == 2 && n1 == st.sent && n2 == st.sent) {
+				if (sscanf(p, "%lu %lu", &n1, &n2) == 2 && n1 == want && n2 == want) {
 					st.ok++;
 				} else {
 					st.bad++;
 					if (!st.error[0])
-						snprintf(st.error, sizeof(st.error), "request %lu answered '%.60s'", st.sent, buf);
+						snprintf(st.error, sizeof(st.error), "request %lu answered '%.60s'", want, p);
 				}
-				size_t used = (size_t)(nl - buf) + 1;
-				memmove(buf, buf + used, bl - used);
-				bl -= used;
-				got = 1;
-				break;
+				double ta = now_ms();
+				st.last_gap = ta - last_answer;
+				if (st.last_gap > st.max_gap)
+					st.max_gap = st.last_gap;
+				if (st.last_gap > 100)
+					st.over100++;
+				last_answer = ta;
+				oldest_sent = ta; /* the next outstanding one was sent before: a bound, not exact */
+				p = nl + 1;
 			}
-			int left = timeout_ms - (int)(now_ms() - t0);
-			if (left <= 0) {
-				st.timeout = 1;
-				snprintf(st.error, sizeof(st.error), "no answer to request %lu in %d ms", st.sent, timeout_ms);
+			bl -= (size_t)(p - buf);
+			memmove(buf, p, bl);
+			if (bl >= sizeof(buf) - 1) {
+				snprintf(st.error, sizeof(st.error), "answer too long");
 				goto out;
 			}
-			struct pollfd pfd = { .fd = fd, .events = POLLIN };
-			int pr = poll(&pfd, 1, left < 100 ? left : 100);
-			if (pr < 0 && errno != EINTR)
-				goto out;
-			if (pr > 0) {
-				ssize_t n = read(fd, buf + bl, sizeof(buf) - 1 - bl);
-				if (n < 0 && errno == EINTR)
-					continue;
-				if (n <= 0) {
-					st.reset = n < 0 && errno == ECONNRESET;
-					snprintf(st.error, sizeof(st.error), "%s", n == 0 ? "connection closed by the server"
-											 : strerror(errno));
-					if (n == 0)
-						st.reset = 1; /* the peer went away: as bad as a reset here */
-					goto out;
-				}
-				bl += (size_t)n;
-				if (bl >= sizeof(buf) - 1) {
-					snprintf(st.error, sizeof(st.error), "answer too long");
-					goto out;
-				}
-			}
-			if (now_ms() - last_status >= 100) {
-				status_write(status, &st, NULL);
-				last_status = now_ms();
-			}
-		}
-		if (got) {
-			double t = now_ms();
-			st.last_gap = t - last_answer;
-			if (st.last_gap > st.max_gap)
-				st.max_gap = st.last_gap;
-			if (st.last_gap > 100)
-				st.over100++;
-			last_answer = t;
 		}
 		if (now_ms() - last_status >= 100) {
 			status_write(status, &st, NULL);
 			last_status = now_ms();
 		}
-		if (!stop)
-			usleep((useconds_t)interval_ms * 1000);
 	}
+	/* stopping: collect the answers still under way (up to a second) */
+	for (double t0 = now_ms(); st.sent > st.ok + st.bad && now_ms() - t0 < 1000;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		ssize_t n = read(fd, buf + bl, sizeof(buf) - 1 - bl);
+		if (n <= 0)
+			break;
+		bl += (size_t)n;
+		char *p = buf, *nl;
+		while ((nl = memchr(p, '\n', bl - (size_t)(p - buf)))) {
+			unsigned long n1 = 0, n2 = 0, want = st.ok + st.bad + 1;
+			*nl = 0;
+			if (sscanf(p, "%lu %lu", &n1, &n2) == 2 && n1 == want && n2 == want)
+				st.ok++;
+			else
+				st.bad++;
+			p = nl + 1;
+		}
+		bl -= (size_t)(p - buf);
+		memmove(buf, p, bl);
+	}
+	if (st.sent > st.ok + st.bad && !st.error[0])
+		snprintf(st.error, sizeof(st.error), "%lu request(s) unanswered at the end", st.sent - st.ok - st.bad);
 out:
 	if (st.reset)
 		st.state = "reset";
