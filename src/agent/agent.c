@@ -514,6 +514,15 @@ static int adopt(struct session *s, int out_r, int err_r, struct error *e)
 	return r;
 }
 
+/* what `cmt recover` undoes (or finishes) after a crash of this agent */
+static void save_net(struct session *s)
+{
+	struct error e = { 0 };
+
+	if (net_state_save(s->mig_dir, &s->ns, &e) < 0)
+		log_warn("cannot record the network state: %s", e.msg);
+}
+
 /* The container's network namespace, before anything is frozen: created
  * here (or found at its path), locked until COMMIT. */
 static int on_net_setup(struct session *s, struct msg *m, struct error *e)
@@ -533,6 +542,7 @@ static int on_net_setup(struct session *s, struct msg *m, struct error *e)
 		return r;
 	}
 	s->net = true;
+	save_net(s);
 	mb_init(&mb);
 	mb_u32(&mb, A_FLAGS, s->ns.existed ? NET_EXISTED : 0);
 	r = proto_send_msg(&s->conn, MSG_NET_READY, &mb, e);
@@ -610,6 +620,7 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 		/* the source is frozen and its namespace locked: this one may be
 		 * reachable now (it stays locked until COMMIT) */
 		r = net_place(&s->c->cfg, &s->ns, s->rq.id, e);
+		save_net(s);
 		if (r < 0)
 			return error_wrap(e, "cannot attach the network of container %s", s->rq.id);
 	}

@@ -1,5 +1,6 @@
 #include "engine/journal.h"
 #include "engine/postcopy.h"
+#include "engine/net.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -250,6 +251,7 @@ static int recover_one(struct ctx *c, const char *mig_dir, const char *id, bool 
 		workload_free(&w);
 		if (r < 0 && r != -ENOENT)
 			return error_wrap(e, "cannot resume %s (migration %s)", w.label, id);
+		net_recover_source(mig_dir, false);
 		if (!quiet)
 			printf("recovered migration %s: %s resumed on %s (the migration to %s had not committed)\n", id,
 			       w.label, c->cfg.name, j.peer);
@@ -269,6 +271,7 @@ static int recover_one(struct ctx *c, const char *mig_dir, const char *id, bool 
 			if (r < 0)
 				return error_wrap(e, "migration %s committed on %s, but removing the frozen copy of %s here "
 						     "failed", id, j.peer, w.label);
+			net_recover_source(mig_dir, true);
 			if (!quiet)
 				printf("recovered migration %s: %s runs on %s (committed); the frozen copy on %s was "
 				       "removed\n", id, w.label, j.peer, c->cfg.name);
@@ -280,6 +283,7 @@ static int recover_one(struct ctx *c, const char *mig_dir, const char *id, bool 
 			workload_free(&w);
 			if (r < 0 && r != -ENOENT)
 				return error_wrap(e, "cannot resume %s (migration %s)", w.label, id);
+			net_recover_source(mig_dir, false);
 			if (!quiet)
 				printf("recovered migration %s: %s rolled back on %s (the commit never took effect); it "
 				       "runs on %s again\n", id, w.label, j.peer, c->cfg.name);
@@ -313,6 +317,16 @@ static int recover_one(struct ctx *c, const char *mig_dir, const char *id, bool 
 		rq.host = c->cfg.name;
 		drv->undo_restore(c, &rq, e);
 		error_clear(e);
+		{
+			/* the namespace made for it, after it (or only the lock of one
+			 * that existed) */
+			struct net_state ns;
+			if (net_state_load(mig_dir, &ns, e) > 0)
+				net_rollback(&c->cfg, &ns, j.workload);
+			else if (e->code)
+				log_warn("%s", e->msg);
+			error_clear(e);
+		}
 		outcome_write(c->cfg.root, id, OUTCOME_ABORTED, e);
 		error_clear(e);
 		if (!quiet)
@@ -329,6 +343,14 @@ static int recover_one(struct ctx *c, const char *mig_dir, const char *id, bool 
 		rq.host = c->cfg.name;
 		outcome_write(c->cfg.root, id, OUTCOME_COMMITTED, e);
 		error_clear(e);
+		{
+			struct net_state ns;
+			if (net_state_load(mig_dir, &ns, e) > 0)
+				net_commit(&c->cfg, &ns, j.workload, j.peer);
+			else if (e->code)
+				log_warn("%s", e->msg);
+			error_clear(e);
+		}
 		if (drv->resume(c, &rq, e) < 0) {
 			workload_free(&w);
 			return error_wrap(e, "migration %s committed, but %s cannot be resumed", id, w.label);

@@ -627,6 +627,11 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 			goto fail;
 		}
 		net_locked = true;
+		/* for `cmt recover`: unlock (or remove) it after a crash */
+		struct net_state nst = { .d = *net, .locked = true };
+		struct error ne = { 0 };
+		if (net_state_save(mig_dir, &nst, &ne) < 0)
+			log_warn("cannot record the network state: %s", ne.msg);
 	}
 	fault_point("after-freeze");
 	log_debug("%s frozen", w.label);

@@ -104,8 +104,8 @@ static bool ns_path_ok(const char *p)
 {
 	size_t l = strlen(p);
 
-	if (l < 2 || l >= 256 || p[0] != '/' || p[l - 1] == '/')
-		return false;
+	if (l < 2 || l >= 256 || p[0] != '/' || p[l - 1] == '/' || !strncmp(p, "/proc/", 6))
+		return false; /* (a /proc/PID/ns/net names a process's, meaningless on another host) */
 	for (const char *c = p; *c; c++)
 		if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '\\')
 			return false;
@@ -444,6 +444,14 @@ static bool is_netns(const char *path)
 	return statfs(path, &sf) == 0 && (unsigned long)sf.f_type == (unsigned long)NSFS_MAGIC;
 }
 
+/* The namespace at path is the one this process (the host) runs in. */
+static bool is_host_ns(const char *path)
+{
+	struct stat a, b;
+
+	return stat(path, &a) == 0 && stat("/proc/self/ns/net", &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 int net_describe(const char *path, struct net_desc *d, struct error *e)
 {
 	char *addr_args[] = { "ip", "-json", "addr", "show", NULL };
@@ -453,8 +461,15 @@ int net_describe(const char *path, struct net_desc *d, struct error *e)
 
 	memset(d, 0, sizeof(*d));
 	if (!ns_path_ok(path) || !is_netns(path)) {
-		error_set(e, EINVAL, "the container's network namespace %s is not a network namespace", path);
-		error_hint(e, "config.json names a network namespace by path: it must exist while the container runs");
+		error_set(e, EINVAL, "the container's network namespace %s is not a network namespace cmt can move", path);
+		error_hint(e, "config.json names a network namespace by path: it must exist while the container runs, as a "
+			      "bind mount outside /proc (e.g. /run/netns/NAME)");
+		return -EINVAL;
+	}
+	if (is_host_ns(path)) {
+		error_set(e, EINVAL, "the container's network namespace %s is the host's own: its addresses cannot move "
+			  "with it", path);
+		error_hint(e, "give the container a network namespace of its own");
 		return -EINVAL;
 	}
 	snprintf(d->path, sizeof(d->path), "%s", path);
@@ -716,6 +731,8 @@ int net_remove_ns(const char *path, const struct net_desc *d, struct error *e)
 
 	if (!is_netns(path))
 		return 0;
+	if (!strncmp(path, "/proc/", 6) || is_host_ns(path))
+		return error_set(e, EPERM, "%s is not a container's network namespace; left alone", path);
 	/* the interfaces first: their host-side peers go with them at once
 	 * (the namespace itself is freed when nothing holds it any more) */
 	for (int i = 0; d && i < d->nif; i++) {
@@ -784,6 +801,10 @@ static int take_existing(struct net_state *ns, struct error *e)
 {
 	int r;
 
+	if (is_host_ns(ns->d.path)) {
+		error_set(e, EPERM, "the container's network namespace %s is this host's own: refused", ns->d.path);
+		return -EPERM;
+	}
 	if (!is_netns(ns->d.path)) {
 		error_set(e, EEXIST, "%s exists but is not a network namespace", ns->d.path);
 		error_hint(e, "remove it, or let the pre-restore hook put the container's namespace there");
@@ -1008,4 +1029,118 @@ void net_rollback(const struct config *cfg, struct net_state *ns, const char *co
 		log_warn("%s", e.msg);
 	}
 	ns->created = ns->locked = ns->attached = ns->placed = false;
+}
+
+/* --- the state on disk, for recovery ------------------------------------------ */
+
+int net_state_save(const char *mig_dir, const struct net_state *ns, struct error *e)
+{
+	char path[PATH_MAX + 16], *desc = net_desc_to_json(&ns->d), *txt;
+	json_t *j = json_object(), *hifs = json_array();
+	int r;
+
+	if (!desc) {
+		json_decref(j);
+		json_decref(hifs);
+		return error_set(e, ENOMEM, "out of memory");
+	}
+	json_object_set_new(j, "desc", json_string(desc));
+	free(desc);
+	json_object_set_new(j, "existed", json_boolean(ns->existed));
+	json_object_set_new(j, "created", json_boolean(ns->created));
+	json_object_set_new(j, "placed", json_boolean(ns->placed));
+	json_object_set_new(j, "locked", json_boolean(ns->locked));
+	json_object_set_new(j, "attached", json_boolean(ns->attached));
+	json_object_set_new(j, "staging", json_string(ns->staging));
+	for (int i = 0; i < ns->d.nif; i++)
+		json_array_append_new(hifs, json_string(ns->host_if[i]));
+	json_object_set_new(j, "host_ifs", hifs);
+	txt = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!txt)
+		return error_set(e, ENOMEM, "out of memory");
+	snprintf(path, sizeof(path), "%s/net", mig_dir);
+	r = write_file_atomic(path, txt, strlen(txt), 0600, e);
+	free(txt);
+	return r;
+}
+
+static bool staging_ok(const char *s)
+{
+	size_t l = strlen(s);
+
+	if (l == 0)
+		return true;
+	if (l != 23 || strncmp(s, "/run/netns/cmt-", 15) != 0)
+		return false;
+	for (size_t i = 15; i < l; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+int net_state_load(const char *mig_dir, struct net_state *ns, struct error *e)
+{
+	char path[PATH_MAX + 16], *txt = NULL;
+	json_error_t je;
+	json_t *j, *hifs;
+	const char *desc, *staging;
+	int r;
+
+	memset(ns, 0, sizeof(*ns));
+	snprintf(path, sizeof(path), "%s/net", mig_dir);
+	if (!path_exists(path))
+		return 0;
+	r = read_file(path, 4 * NET_DESC_MAX, &txt, NULL, e);
+	if (r < 0)
+		return r;
+	j = json_loads(txt, 0, &je);
+	free(txt);
+	desc = json_string_value(json_object_get(j, "desc"));
+	staging = json_string_value(json_object_get(j, "staging"));
+	hifs = json_object_get(j, "host_ifs");
+	if (!j || !desc || !staging || !staging_ok(staging) || !json_is_array(hifs)) {
+		json_decref(j);
+		return error_set(e, EINVAL, "corrupted network state %s; left alone", path);
+	}
+	r = net_desc_from_json(desc, strlen(desc), &ns->d, e);
+	if (r < 0 || json_array_size(hifs) > (size_t)ns->d.nif) {
+		json_decref(j);
+		return error_set(e, EINVAL, "corrupted network state %s; left alone", path);
+	}
+	for (size_t i = 0; i < json_array_size(hifs); i++) {
+		const char *h = json_string_value(json_array_get(hifs, i));
+		if (!h || (h[0] && !ifname_ok(h))) {
+			json_decref(j);
+			return error_set(e, EINVAL, "corrupted network state %s; left alone", path);
+		}
+		snprintf(ns->host_if[i], sizeof(ns->host_if[i]), "%s", h);
+	}
+	snprintf(ns->staging, sizeof(ns->staging), "%s", staging);
+	ns->existed = json_is_true(json_object_get(j, "existed"));
+	ns->created = json_is_true(json_object_get(j, "created"));
+	ns->placed = json_is_true(json_object_get(j, "placed"));
+	ns->locked = json_is_true(json_object_get(j, "locked"));
+	ns->attached = json_is_true(json_object_get(j, "attached"));
+	json_decref(j);
+	return 1;
+}
+
+void net_recover_source(const char *mig_dir, bool moved)
+{
+	struct net_state ns;
+	struct error e = { 0 };
+	int r = net_state_load(mig_dir, &ns, &e);
+
+	if (r <= 0) {
+		if (r < 0)
+			log_warn("%s", e.msg);
+		return;
+	}
+	if (moved) {
+		if (net_remove_ns(ns.d.path, &ns.d, &e) < 0)
+			log_warn("cannot remove the network namespace %s of the moved container: %s", ns.d.path, e.msg);
+	} else if (net_unlock(ns.d.path, &e) < 0 || net_announce(&ns.d, &e) < 0) {
+		log_warn("network namespace %s: %s", ns.d.path, e.msg);
+	}
 }

@@ -105,3 +105,13 @@ int net_place(const struct config *cfg, struct net_state *ns, const char *contai
  * migration stands. */
 void net_commit(const struct config *cfg, struct net_state *ns, const char *container, const char *source);
 void net_rollback(const struct config *cfg, struct net_state *ns, const char *container);
+
+/* The state of a migration's namespace in <mig_dir>/net, for `cmt recover`
+ * (either side).  load: 1 loaded, 0 no file, negative when corrupted (data
+ * from disk: validated like a peer's description). */
+int net_state_save(const char *mig_dir, const struct net_state *ns, struct error *e);
+int net_state_load(const char *mig_dir, struct net_state *ns, struct error *e);
+/* Recovery: the source's workload stays here (unlock, announce), or moved
+ * (remove its namespace); the destination's copy goes (net_rollback) or
+ * stays (net_commit). */
+void net_recover_source(const char *mig_dir, bool moved);

@@ -11,6 +11,10 @@
 #      way a CNI plugin would: cmt restores into that one and makes none;
 #   3. h1 -> h2 failing after the restore (the source's connection is cut):
 #      h2's namespace is removed and the container keeps serving from h1;
+#   4. cmt killed on h1 while the container is frozen: `cmt recover` resumes
+#      and unlocks it;
+#   5. the agent killed on h2 after the restore: the source resumes, and
+#      `cmt recover` on h2 removes what the agent made;
 #   and then the client must have seen no reset, no lost, duplicated or
 #   reordered answer, and must have kept talking after each step.
 # CMT_T50_MODE=precopy runs the moves in that mode.
@@ -146,6 +150,31 @@ wait_until 10 on h2 test ! -e "$nspath" && ok "h2's namespace is removed after t
 wait_until 10 eval '[ -z "$(veths h2)" ]' && ok "no veth of the container is left on h2" ||
 	fail "no veth of the container is left on h2" "$(veths h2)"
 is "$(on h2 runc list -q)" "" "no container on h2"
+
+# --- 4. cmt killed on h1 while the container is frozen: `cmt recover` unlocks ------
+echo "source after-freeze kill" >"$LAB_DIR/h1/cmt/faults"
+migrate_from h1 "$ct" --to h2 --mode "$mode"
+is "$MIG_RC" 137 "cmt killed after the freeze (exit 137)"
+check "h1's namespace is still locked (the container is frozen)" locked h1
+check "cmt recover on h1" on h1 "$CMT" recover
+is "$(runc_status h1 "$ct")" running "$ct runs on h1 after the recovery"
+if locked h1; then fail "the recovery unlocked h1's namespace"; else ok "the recovery unlocked h1's namespace"; fi
+talks_on 200 "the client keeps talking to $ip after the recovery"
+wait_until 10 on h2 test ! -e "$nspath" && ok "h2's agent removed its namespace (the source went away)" ||
+	fail "h2's agent removed its namespace (the source went away)" "$(on h2 ls -l /run/netns)"
+
+# --- 5. the agent killed after the restore: `cmt recover` on h2 removes its namespace --
+echo "agent after-restore kill" >"$LAB_DIR/h2/cmt/faults"
+migrate_from h1 "$ct" --to h2 --mode "$mode"
+is "$MIG_RC" 1 "a migration whose agent died after the restore fails (exit 1)"
+is "$(runc_status h1 "$ct")" running "$ct runs on h1"
+talks_on 200 "the client keeps talking to $ip (h1) after the agent died"
+check "h2 still has the dead agent's namespace before its recovery" on h2 test -e "$nspath"
+check "cmt recover on h2" on h2 "$CMT" recover
+check "h2's namespace is removed by the recovery" on h2 test ! -e "$nspath"
+is "$(veths h2)" "" "no veth of the container is left on h2 after the recovery"
+is "$(on h2 runc list -q)" "" "no container on h2 after the recovery"
+talks_on 100 "the client still talks to $ip (h1)"
 
 # --- the client's verdict ---------------------------------------------------------
 kill "$client" 2>/dev/null

@@ -1,0 +1,195 @@
+/* Unit tests of the network description (src/engine/net.c): what the agent
+ * accepts from a peer in NET_SETUP, the round trip through JSON, the
+ * namespace path in config.json, and the network keys of the host config. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "engine/net.h"
+#include "tap.h"
+#include "util/config.h"
+
+static const char good[] =
+	"{\"path\":\"/run/netns/ct1\",\"ifs\":[{\"name\":\"eth0\",\"mac\":\"02:42:0a:00:00:05\",\"mtu\":1500,"
+	"\"addrs\":[\"10.0.0.5/24\",\"fd00::5/64\"]}],"
+	"\"routes\":[{\"family\":\"inet\",\"dst\":\"default\",\"gw\":\"10.0.0.1\",\"dev\":\"eth0\"},"
+	"{\"family\":\"inet\",\"dst\":\"192.0.2.7\",\"dev\":\"eth0\",\"metric\":10},"
+	"{\"family\":\"inet6\",\"dst\":\"2001:db8::/32\",\"gw\":\"fd00::1\",\"dev\":\"eth0\"}]}";
+
+static int parse(const char *txt, struct net_desc *d, struct error *e)
+{
+	error_clear(e);
+	return net_desc_from_json(txt, strlen(txt), d, e);
+}
+
+/* good with one substring replaced */
+static int parse_edit(const char *from, const char *to, struct error *e)
+{
+	static char buf[4096];
+	static struct net_desc d;
+	const char *p = strstr(good, from);
+
+	if (!p) {
+		diag("test bug: '%s' not in the description", from);
+		return 99;
+	}
+	snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(p - good), good, to, p + strlen(from));
+	return parse(buf, &d, e);
+}
+
+static void test_good(void)
+{
+	static struct net_desc d, d2;
+	struct error e;
+	char addrs[256];
+
+	is_int(parse(good, &d, &e), 0, "a good description is accepted");
+	is_str(d.path, "/run/netns/ct1", "path");
+	is_int(d.nif, 1, "one interface");
+	is_str(d.ifs[0].name, "eth0", "its name");
+	is_str(d.ifs[0].mac, "02:42:0a:00:00:05", "its MAC");
+	is_int(d.ifs[0].mtu, 1500, "its MTU");
+	is_int(d.ifs[0].naddr, 2, "two addresses");
+	ok(d.ifs[0].addr[0].family == AF_INET && d.ifs[0].addr[0].prefix == 24, "an IPv4 one, /24");
+	ok(d.ifs[0].addr[1].family == AF_INET6 && d.ifs[0].addr[1].prefix == 64, "an IPv6 one, /64");
+	is_int(d.nroutes, 3, "three routes");
+	is_str(d.routes[0].dst, "default", "a default route");
+	is_str(d.routes[0].gw, "10.0.0.1", "via its gateway");
+	is_str(d.routes[1].dst, "192.0.2.7/32", "a host route gets its /32");
+	is_int(d.routes[1].metric, 10, "and keeps its metric");
+	ok(d.routes[2].family == AF_INET6 && !strcmp(d.routes[2].gw, "fd00::1"), "an IPv6 route");
+	net_desc_addresses(&d, addrs, sizeof(addrs));
+	is_str(addrs, "10.0.0.5/24 fd00::5/64", "the addresses for hooks");
+
+	char *j = net_desc_to_json(&d);
+	ok(j != NULL, "encoded again");
+	is_int(parse(j, &d2, &e), 0, "its encoding is accepted");
+	ok(memcmp(&d, &d2, sizeof(d)) == 0, "and decodes to the same description");
+	free(j);
+	is_int(parse("{\"path\":\"/var/run/netns/x\",\"ifs\":[]}", &d, &e), 0, "no interfaces and no routes: accepted");
+}
+
+static void test_bad(void)
+{
+	struct error e;
+	static struct net_desc d;
+	static const struct {
+		const char *from, *to, *why;
+	} cases[] = {
+		{ "/run/netns/ct1", "run/netns/ct1", "a relative path" },
+		{ "/run/netns/ct1", "/run/netns/../../etc/passwd", "a path with .." },
+		{ "/run/netns/ct1", "/run/netns/./ct1", "a path with ." },
+		{ "/run/netns/ct1", "/run//netns/ct1", "a path with an empty component" },
+		{ "/run/netns/ct1", "/run/netns/ct 1", "a path with a space" },
+		{ "/run/netns/ct1", "/run/netns/", "a path ending in /" },
+		{ "/run/netns/ct1", "/proc/1/ns/net", "a path under /proc (a process's namespace, e.g. the host's)" },
+		{ "\"eth0\",\"mac\"", "\"eth0/x\",\"mac\"", "an interface name with /" },
+		{ "\"eth0\",\"mac\"", "\"eth0123456789abc\",\"mac\"", "an interface name of 16 characters" },
+		{ "\"eth0\",\"mac\"", "\"\",\"mac\"", "an empty interface name" },
+		{ "\"eth0\",\"mac\"", "\"lo\",\"mac\"", "lo (always there, never described)" },
+		{ "\"eth0\",\"mac\"", "\"..\",\"mac\"", "an interface named .." },
+		{ "02:42:0a:00:00:05", "02:42:0a:00:00", "a short MAC" },
+		{ "02:42:0a:00:00:05", "03:42:0a:00:00:05", "a multicast MAC" },
+		{ "02:42:0a:00:00:05", "00:00:00:00:00:00", "a zero MAC" },
+		{ "02:42:0a:00:00:05", "02:42:0a:00:00:5g", "a MAC with a non-hex digit" },
+		{ "02:42:0a:00:00:05", "02-42-0a-00-00-05", "a MAC with dashes" },
+		{ "1500", "67", "an MTU below 68" },
+		{ "1500", "65536", "an MTU above 65535" },
+		{ "1500", "\"1500\"", "an MTU as a string" },
+		{ "10.0.0.5/24", "10.0.0.5/33", "an IPv4 prefix above 32" },
+		{ "10.0.0.5/24", "10.0.0.5", "an address without a prefix" },
+		{ "10.0.0.5/24", "10.0.0.5/", "an empty prefix" },
+		{ "10.0.0.5/24", "10.0.0.5/-1", "a negative prefix" },
+		{ "10.0.0.5/24", "10.0.0.256/24", "a bad IPv4 address" },
+		{ "fd00::5/64", "fd00::5/129", "an IPv6 prefix above 128" },
+		{ "fd00::5/64", "fd00:::5/64", "a bad IPv6 address" },
+		{ "\"gw\":\"10.0.0.1\"", "\"gw\":\"fd00::1\"", "an IPv6 gateway on an IPv4 route" },
+		{ "\"family\":\"inet\",\"dst\":\"default\"", "\"family\":\"ipx\",\"dst\":\"default\"", "an unknown family" },
+		{ "\"dst\":\"192.0.2.7\"", "\"dst\":\"192.0.2.7/40\"", "a route prefix above 32" },
+		{ "\"dst\":\"192.0.2.7\"", "\"dst\":\"somewhere\"", "a route destination that is no address" },
+		{ "\"dev\":\"eth0\",\"metric\"", "\"dev\":\"eth1\",\"metric\"", "a route on an interface not described" },
+		{ "\"metric\":10", "\"metric\":-1", "a negative metric" },
+		{ "\"metric\":10", "\"metric\":4294967296", "a metric above 32 bits" },
+		{ "\"path\":\"/run/netns/ct1\",", "", "no path" },
+		{ "\"ifs\":[", "\"ifs\":{\"x\":[", "interfaces that are no array" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = parse_edit(cases[i].from, cases[i].to, &e);
+		ok(r < 0 && e.msg[0], "refused: %s (%s)", cases[i].why, e.msg);
+	}
+	/* counts */
+	char big[16384];
+	size_t l = (size_t)snprintf(big, sizeof(big), "{\"path\":\"/run/netns/x\",\"ifs\":[");
+	for (int i = 0; i <= NET_MAX_IFS; i++)
+		l += (size_t)snprintf(big + l, sizeof(big) - l, "%s{\"name\":\"e%d\",\"mac\":\"02:00:00:00:00:%02x\",\"mtu\":1500,\"addrs\":[]}",
+				      i ? "," : "", i, i + 1);
+	snprintf(big + l, sizeof(big) - l, "]}");
+	ok(parse(big, &d, &e) < 0, "more than %d interfaces: refused (%s)", NET_MAX_IFS, e.msg);
+	l = (size_t)snprintf(big, sizeof(big), "{\"path\":\"/run/netns/x\",\"ifs\":[{\"name\":\"e\",\"mac\":\"02:00:00:00:00:01\",\"mtu\":1500,\"addrs\":[");
+	for (int i = 0; i <= NET_MAX_ADDRS; i++)
+		l += (size_t)snprintf(big + l, sizeof(big) - l, "%s\"10.0.0.%d/24\"", i ? "," : "", i + 1);
+	snprintf(big + l, sizeof(big) - l, "]}]}");
+	ok(parse(big, &d, &e) < 0, "more than %d addresses on an interface: refused (%s)", NET_MAX_ADDRS, e.msg);
+	l = (size_t)snprintf(big, sizeof(big), "{\"path\":\"/run/netns/x\",\"ifs\":[{\"name\":\"e\",\"mac\":\"02:00:00:00:00:01\",\"mtu\":1500,\"addrs\":[]}],\"routes\":[");
+	for (int i = 0; i <= NET_MAX_ROUTES; i++)
+		l += (size_t)snprintf(big + l, sizeof(big) - l, "%s{\"family\":\"inet\",\"dst\":\"10.%d.0.0/16\",\"dev\":\"e\"}", i ? "," : "", i);
+	snprintf(big + l, sizeof(big) - l, "]}");
+	ok(parse(big, &d, &e) < 0, "more than %d routes: refused (%s)", NET_MAX_ROUTES, e.msg);
+	ok(parse("{\"path\":\"/run/netns/x\",\"ifs\":[{\"name\":\"e\",\"mac\":\"02:00:00:00:00:01\",\"mtu\":1500,\"addrs\":[]},"
+		 "{\"name\":\"e\",\"mac\":\"02:00:00:00:00:02\",\"mtu\":1500,\"addrs\":[]}]}", &d, &e) < 0,
+	   "two interfaces of one name: refused");
+	ok(parse("[1]", &d, &e) < 0, "no object: refused");
+	ok(parse("{\"path\":\"/run/netns/x\",\"path\":\"/etc\",\"ifs\":[]}", &d, &e) < 0, "a duplicate key: refused");
+	ok(net_desc_from_json(good, NET_DESC_MAX + 1, &d, &e) < 0, "more than %d bytes: refused", NET_DESC_MAX);
+}
+
+static void test_config_path(void)
+{
+	char p[256];
+	struct error e = { 0 };
+
+	is_int(net_path_from_config("{\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"network\",\"path\":\"/run/netns/a\"}]}}",
+				    p, sizeof(p), &e), 1, "a network namespace with a path");
+	is_str(p, "/run/netns/a", "its path");
+	is_int(net_path_from_config("{\"linux\":{\"namespaces\":[{\"type\":\"network\"}]}}", p, sizeof(p), &e), 0,
+	       "a network namespace runc makes: none to move (CRIU carries it)");
+	is_int(net_path_from_config("{\"linux\":{}}", p, sizeof(p), &e), 0, "no namespaces at all: none");
+	ok(net_path_from_config("{", p, sizeof(p), &e) < 0, "a broken config.json: an error");
+}
+
+static void test_config_keys(void)
+{
+	struct config c;
+	struct error e = { 0 };
+
+	config_defaults(&c);
+	is_str(c.net_attach, "bridge", "net_attach defaults to the bridge");
+	is_str(c.net_bridge, "cmt0", "net_bridge defaults to cmt0");
+	is_str(c.net_route_hook, "", "no route hook by default");
+	is_int(config_parse(&c, "net_bridge = br-ct\nnet_route_hook = /usr/local/lib/cmt/route\n", "f", &e), 0,
+	       "net_bridge and net_route_hook");
+	ok(!strcmp(c.net_bridge, "br-ct") && !strcmp(c.net_route_hook, "/usr/local/lib/cmt/route"), "are set");
+	is_int(config_parse(&c, "net_attach = /usr/local/lib/cmt/attach\n", "f", &e), 0, "net_attach = a program");
+	is_str(c.net_attach, "/usr/local/lib/cmt/attach", "is set");
+	error_clear(&e);
+	ok(config_parse(&c, "net_attach = attach.sh\n", "f", &e) < 0 && strstr(e.msg, "f:1"),
+	   "net_attach neither bridge nor absolute: refused (%s)", e.msg);
+	error_clear(&e);
+	ok(config_parse(&c, "net_bridge = a/b\n", "f", &e) < 0, "net_bridge with a /: refused");
+	error_clear(&e);
+	ok(config_parse(&c, "net_bridge = abcdefghijklmnop\n", "f", &e) < 0, "net_bridge of 16 characters: refused");
+	error_clear(&e);
+	ok(config_parse(&c, "net_route_hook = route.sh\n", "f", &e) < 0, "a relative net_route_hook: refused");
+}
+
+int main(void)
+{
+	test_good();
+	test_bad();
+	test_config_path();
+	test_config_keys();
+	return done_testing();
+}
