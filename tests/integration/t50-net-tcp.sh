@@ -15,6 +15,7 @@
 #      and unlocks it;
 #   5. the agent killed on h2 after the restore: the source resumes, and
 #      `cmt recover` on h2 removes what the agent made;
+#   6. h1 -> h2 in precopy mode (when cmt has it);
 #   and then the client must have seen no reset, no lost, duplicated or
 #   reordered answer, and must have kept talking after each step.
 # CMT_T50_MODE=precopy runs the moves in that mode.
@@ -175,6 +176,18 @@ check "h2's namespace is removed by the recovery" on h2 test ! -e "$nspath"
 is "$(veths h2)" "" "no veth of the container is left on h2 after the recovery"
 is "$(on h2 runc list -q)" "" "no container on h2 after the recovery"
 talks_on 100 "the client still talks to $ip (h1)"
+
+# --- 6. h1 -> h2 in pre-copy mode (when this cmt has it) ------------------------
+if [ "$mode" = cold ] && "$CMT" migrate --help 2>&1 | grep -q precopy; then
+	migrate_from h1 "$ct" --to h2 --mode precopy
+	is "$MIG_RC" 0 "cmt migrate $ct --to h2 --mode precopy exits 0"
+	jtest "JSON: ok in precopy mode, the namespace recreated on h2" \
+		"d['result'] == 'ok' and d['mode'] == 'precopy' and d['netns_existed'] is False"
+	talks_on 200 "the client keeps talking to $ip after the pre-copy move to h2"
+	is "$(addr_of h2)" "$ip/24 $mac" "on h2 the container has the same address and MAC (precopy)"
+	check "h1's namespace is gone (precopy)" on h1 test ! -e "$nspath"
+	is "$(veths h1)" "" "no veth of the container is left on h1 (precopy)"
+fi
 
 # --- the client's verdict ---------------------------------------------------------
 kill "$client" 2>/dev/null
