@@ -44,10 +44,14 @@
 
 # Descriptors inherited from whatever started the test would leak into the
 # workloads it starts (and CRIU, rightly, refuses files from outside them).
+# (No redirection on this loop: an `exec` inside a redirected loop makes the
+# loop's redirection permanent, and a `2>/dev/null` here silenced the stderr
+# of every test and of the demo. Closing an fd that is already closed is no
+# error.)
 for _lib_fd in /proc/$$/fd/*; do
 	_lib_fd=${_lib_fd##*/}
-	[ "$_lib_fd" -gt 2 ] && [ "$_lib_fd" != 255 ] && eval "exec $_lib_fd>&-"
-done 2>/dev/null
+	[[ $_lib_fd =~ ^[0-9]+$ ]] && [ "$_lib_fd" -gt 2 ] && [ "$_lib_fd" != 255 ] && eval "exec $_lib_fd>&-"
+done
 unset _lib_fd
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
