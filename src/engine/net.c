@@ -985,6 +985,8 @@ int net_place(const struct config *cfg, struct net_state *ns, const char *contai
 			r = run_simple(args, "attaching the container's interface to the bridge", e);
 		}
 	} else {
+		/* a program that failed halfway is told to detach too */
+		ns->attached = true;
 		r = run_net_hook(cfg, cfg->net_attach, "attach", ns, container, NULL, e);
 	}
 	if (r < 0) {

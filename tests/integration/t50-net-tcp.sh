@@ -15,7 +15,9 @@
 #      and unlocks it;
 #   5. the agent killed on h2 after the restore: the source resumes, and
 #      `cmt recover` on h2 removes what the agent made;
-#   6. h1 -> h2 in precopy mode (when cmt has it);
+#   6. h1 -> h2 (in precopy mode when cmt has it) where h2 attaches through a
+#      program (net_attach) and runs a route hook: first the program fails
+#      (the migration fails, h1 serves on), then it works;
 #   and then the client must have seen no reset, no lost, duplicated or
 #   reordered answer, and must have kept talking after each step.
 # CMT_T50_MODE=precopy runs the moves in that mode.
@@ -177,17 +179,48 @@ is "$(veths h2)" "" "no veth of the container is left on h2 after the recovery"
 is "$(on h2 runc list -q)" "" "no container on h2 after the recovery"
 talks_on 100 "the client still talks to $ip (h1)"
 
-# --- 6. h1 -> h2 in pre-copy mode (when this cmt has it) ------------------------
-if [ "$mode" = cold ] && "$CMT" migrate --help 2>&1 | grep -q precopy; then
-	migrate_from h1 "$ct" --to h2 --mode precopy
-	is "$MIG_RC" 0 "cmt migrate $ct --to h2 --mode precopy exits 0"
-	jtest "JSON: ok in precopy mode, the namespace recreated on h2" \
-		"d['result'] == 'ok' and d['mode'] == 'precopy' and d['netns_existed'] is False"
-	talks_on 200 "the client keeps talking to $ip after the pre-copy move to h2"
-	is "$(addr_of h2)" "$ip/24 $mac" "on h2 the container has the same address and MAC (precopy)"
-	check "h1's namespace is gone (precopy)" on h1 test ! -e "$nspath"
-	is "$(veths h1)" "" "no veth of the container is left on h1 (precopy)"
+# --- 6. h1 -> h2 through an attachment program and a route hook (h2's config) ----
+# (in pre-copy mode when this cmt has it)
+mode6=$mode
+[ "$mode" = cold ] && "$CMT" migrate --help 2>&1 | grep -q precopy && mode6=precopy
+cat >"$work/attach.sh" <<EOF
+#!/bin/sh
+# an attachment program: what it is told goes to a log; "attach-fails" makes it fail
+echo "\$1 netns=\$CMT_NETNS ct=\$CMT_CONTAINER ifs=\$CMT_CONTAINER_IFS host_ifs=\$CMT_HOST_IFS macs=\$CMT_MACS addrs=\$CMT_ADDRESSES host=\$CMT_HOST source=\$CMT_SOURCE" >>$work/hooks.log
+[ -e $work/attach-fails ] && [ "\$1" = attach ] && { echo "no port for \$CMT_HOST_IFS" >&2; exit 3; }
+if [ "\$1" = attach ]; then
+	for i in \$CMT_HOST_IFS; do ip link set \$i master cmt0 up || exit 1; done
 fi
+exit 0
+EOF
+cp "$work/attach.sh" "$work/route.sh"
+chmod +x "$work/attach.sh" "$work/route.sh"
+printf 'net_attach = %s\nnet_route_hook = %s\n' "$work/attach.sh" "$work/route.sh" >>"$LAB_DIR/h2/cmt/config"
+
+touch "$work/attach-fails"
+migrate_from h1 "$ct" --to h2 --mode "$mode6"
+is "$MIG_RC" 1 "a migration whose attachment program fails, fails (exit 1)"
+jtest "JSON: the error names the attachment program, the container runs on h1" \
+	"'attach' in d['error'] and 'no port' in d['error'] and d['source_running'] is True"
+talks_on 200 "the client keeps talking to $ip (h1) after the failed attachment"
+wait_until 10 on h2 test ! -e "$nspath" && ok "h2's namespace is removed after the failed attachment" ||
+	fail "h2's namespace is removed after the failed attachment" "$(on h2 ls -l /run/netns)"
+if grep -q '^detach ' "$work/hooks.log"; then ok "the program was told to detach"; else fail "the program was told to detach" "$(cat "$work/hooks.log")"; fi
+rm -f "$work/attach-fails" "$work/hooks.log"
+
+migrate_from h1 "$ct" --to h2 --mode "$mode6"
+is "$MIG_RC" 0 "cmt migrate $ct --to h2 --mode $mode6 (attachment program) exits 0"
+jtest "JSON: ok in $mode6 mode, the namespace recreated on h2" \
+	"d['result'] == 'ok' and d['mode'] == '$mode6' and d['netns_existed'] is False"
+talks_on 200 "the client keeps talking to $ip after the move to h2 through the attachment program"
+is "$(addr_of h2)" "$ip/24 $mac" "on h2 the container has the same address and MAC"
+check "h1's namespace is gone" on h1 test ! -e "$nspath"
+is "$(veths h1)" "" "no veth of the container is left on h1"
+diag "hooks: $(cat "$work/hooks.log")"
+check "the attachment program got the namespace, the interfaces inside and on the host, the MAC and the address" \
+	grep -Eq "^attach netns=$nspath ct=$ct ifs=eth0 host_ifs=cmt[0-9a-f]{8}0 macs=$mac addrs=$ip/24 host=h2 source=\$" "$work/hooks.log"
+check "the route hook ran after the move, told where the container came from" \
+	grep -Eq "^route netns=$nspath ct=$ct ifs=eth0 host_ifs=cmt[0-9a-f]{8}0 macs=$mac addrs=$ip/24 host=h2 source=h1\$" "$work/hooks.log"
 
 # --- the client's verdict ---------------------------------------------------------
 kill "$client" 2>/dev/null
