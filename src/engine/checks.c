@@ -1,4 +1,5 @@
 #include "engine/checks.h"
+#include "engine/net.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -42,7 +43,7 @@ int checks_failed(const struct check_list *l)
 bool check_is_about_destination(const char *name)
 {
 	static const char *dest[] = { "criu-destination", "criu-versions", "runc", "memory", "disk", "cpu", "lazy-pages",
-				       "mounts" };
+				       "mounts", "network" };
 
 	for (size_t i = 0; i < sizeof(dest) / sizeof(dest[0]); i++)
 		if (!strcmp(name, dest[i]))
@@ -181,6 +182,27 @@ void checks_evaluate(const struct facts *src, const struct facts *dst, const str
 				check_add(l, "tcp-repair", CHECK_PASS, NULL,
 					  "%d established TCP connection(s), carried with TCP repair (--tcp-established)",
 					  pc->tcp_established);
+		}
+		if (w->kind == KIND_RUNC && w->config_json) {
+			char np[256];
+			struct error ne = { 0 };
+			const char *how = facts_get(dst, "net_attach");
+			if (net_path_from_config(w->config_json, np, sizeof(np), &ne) == 1) {
+				if (!how)
+					check_add(l, "network", CHECK_WARN, "upgrade cmt on the destination",
+						  "the container's network namespace %s moves, and %s cannot say how it "
+						  "would attach it", np, dh);
+				else if (!facts_num(dst, "net_attach_ok", 0))
+					check_add(l, "network", CHECK_FAIL,
+						  "create the bridge, or set net_bridge / net_attach in the destination's "
+						  "config (README, \"Network identity\")",
+						  "the container's network namespace %s moves; %s attaches it with %s, which "
+						  "is missing there", np, dh, how);
+				else
+					check_add(l, "network", CHECK_PASS, NULL,
+						  "the network namespace %s moves with its addresses (attached with %s on %s "
+						  "unless one exists there at the restore)", np, how, dh);
+			}
 		}
 		if (w->kind == KIND_PID && !facts_num(src, "freezer_v1", 0))
 			check_add(l, "freezer", CHECK_FAIL, "run the workload as a container (runc) on this host",

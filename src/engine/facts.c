@@ -3,6 +3,7 @@
 #include <criu/criu.h>
 #include <ctype.h>
 #include <errno.h>
+#include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +178,14 @@ void facts_gather(struct ctx *c, struct facts *f)
 	facts_set(f, "cap_sys_resource", "%d", have_sys_resource() ? 1 : 0);
 	facts_set(f, "iptables_restore", "%d", have_iptables_restore() ? 1 : 0);
 	facts_set(f, "freezer_v1", "%d", access("/sys/fs/cgroup/freezer/cgroup.procs", W_OK) == 0 ? 1 : 0);
+	/* how a container's network namespace would be attached here (engine/net.h) */
+	if (!strcmp(c->cfg.net_attach, "bridge")) {
+		facts_set(f, "net_attach", "bridge %s", c->cfg.net_bridge);
+		facts_set(f, "net_attach_ok", "%d", if_nametoindex(c->cfg.net_bridge) ? 1 : 0);
+	} else {
+		facts_set(f, "net_attach", "%s", c->cfg.net_attach);
+		facts_set(f, "net_attach_ok", "%d", access(c->cfg.net_attach, X_OK) == 0 ? 1 : 0);
+	}
 
 	if (ctx_need_criu(c, &e) < 0) {
 		facts_set(f, "criu_error", "%s", e.msg);

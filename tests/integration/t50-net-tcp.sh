@@ -127,6 +127,17 @@ is "$(veths h1)" "" "no veth of the container is left on h1 (cni-a$$ went with t
 h2if=$(veths h2)
 check "h2's host end ($h2if) is on bridge cmt0" sh -c "$LAB exec $LAB_NAME h2 ip -o link show master cmt0 | grep -q '${h2if% }'"
 is "$(on h2 ls /run/netns | grep -c '^cmt-')" 0 "no staging namespace of cmt is left on h2"
+jtest "the network check passed (bridge cmt0 on h2)" \
+	"any(c['name'] == 'network' and c['status'] == 'pass' and 'cmt0' in c['detail'] for c in d['checks'])"
+# a destination without the bridge: `cmt check` says so before anything moves
+echo "net_bridge = nosuch0" >>"$LAB_DIR/h3/cmt/config"
+out=$(on h2 "$CMT" check "$ct" --to h3 --rsh "ssh -F $LAB_SSH_CONFIG" --remote-cmt "$CMT" 2>&1)
+rc=$?
+if [ "$rc" != 0 ] && grep -q "fail *network.*nosuch0" <<<"$out"; then
+	ok "cmt check to a host without the bridge fails the network check"
+else
+	fail "cmt check to a host without the bridge fails the network check" "exit $rc" "$out"
+fi
 
 # --- 2. h2 -> h1, where a pre-restore hook prepares the namespace ------------------
 hook="ssh -F $LAB_SSH_CONFIG h1 sh $work/cni-b.sh"

@@ -50,6 +50,31 @@ int main(void)
 	ok(find(&l, "criu-destination") && find(&l, "memory") && find(&l, "runc") && find(&l, "workload-files"),
 	   "the expected checks are there");
 	ok(find(&l, "lazy-pages") == NULL, "no lazy-pages check in cold mode");
+	ok(find(&l, "network") == NULL, "no network check for a container without a namespace path");
+
+	/* a container whose network namespace moves */
+	{
+		struct workload wn = { .kind = KIND_RUNC, .id = "web2" };
+		wn.config_json = "{\"linux\":{\"namespaces\":[{\"type\":\"network\",\"path\":\"/run/netns/web2\"}]}}";
+		memset(&l, 0, sizeof(l));
+		checks_evaluate(&src, &dst, &wn, &pc, "cold", &l);
+		k = find(&l, "network");
+		ok(k && k->status == CHECK_WARN, "a destination that says nothing of its attachment: warning");
+		facts_set(&dst, "net_attach", "bridge cmt0");
+		facts_set(&dst, "net_attach_ok", "0");
+		memset(&l, 0, sizeof(l));
+		checks_evaluate(&src, &dst, &wn, &pc, "cold", &l);
+		k = find(&l, "network");
+		ok(k && k->status == CHECK_FAIL && strstr(k->detail, "bridge cmt0") && strstr(k->detail, "/run/netns/web2") &&
+			   k->hint[0],
+		   "a destination without its bridge fails the network check: %s", k ? k->detail : "");
+		ok(check_is_about_destination("network"), "and that is about the destination");
+		facts_set(&dst, "net_attach_ok", "1");
+		memset(&l, 0, sizeof(l));
+		checks_evaluate(&src, &dst, &wn, &pc, "cold", &l);
+		k = find(&l, "network");
+		ok(k && k->status == CHECK_PASS, "with its bridge: pass");
+	}
 
 	facts_set(&dst, "criu_check", "fail: Error (criu/kerndat.c:1): vdso");
 	memset(&l, 0, sizeof(l));
