@@ -102,6 +102,8 @@ if on h1 test -e /run/netns/web1-net; then echo "h1 still has /run/netns/web1-ne
 say "the client's report (on h3):"
 kill "$client" 2>/dev/null || true
 wait "$client" 2>/dev/null || true
+stopped() { [ "$(mh_get "$status" state)" != running ]; }
+wait_until 5 stopped || true # netpp collects the answers under way, then writes its last line
 python3 - "$status" <<'PY'
 import shlex, sys
 kv = dict(w.split("=", 1) for w in shlex.split(open(sys.argv[1]).read()))

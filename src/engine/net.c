@@ -292,6 +292,16 @@ int net_desc_from_json(const char *txt, size_t len, struct net_desc *d, struct e
 		snprintf(rt->gw, sizeof(rt->gw), "%s", gw ? gw : "");
 		snprintf(rt->dev, sizeof(rt->dev), "%s", dev);
 		rt->metric = metric ? (unsigned)json_integer_value(metric) : 0;
+		json_t *onlink = json_object_get(it, "onlink");
+		if (onlink && !json_is_boolean(onlink)) {
+			bad(e, "route onlink flag of", dst);
+			goto out;
+		}
+		rt->onlink = json_is_true(onlink);
+		if (rt->onlink && !rt->gw[0]) {
+			bad(e, "onlink route without a gateway", dst);
+			goto out;
+		}
 		d->nroutes++;
 	}
 	r = 0;
@@ -329,6 +339,8 @@ char *net_desc_to_json(const struct net_desc *d)
 		json_object_set_new(o, "dev", json_string(rt->dev));
 		if (rt->metric)
 			json_object_set_new(o, "metric", json_integer(rt->metric));
+		if (rt->onlink)
+			json_object_set_new(o, "onlink", json_true());
 		json_array_append_new(routes, o);
 	}
 	json_object_set_new(j, "ifs", ifs);
@@ -539,6 +551,12 @@ int net_describe(const char *path, struct net_desc *d, struct error *e)
 			snprintf(rt->gw, sizeof(rt->gw), "%s", gw ? gw : "");
 			snprintf(rt->dev, sizeof(rt->dev), "%s", dev);
 			rt->metric = (unsigned)json_integer_value(json_object_get(it, "metric"));
+			json_t *fl, *flv;
+			size_t fk;
+			fl = json_object_get(it, "flags");
+			json_array_foreach(fl, fk, flv)
+				rt->onlink |= json_string_value(flv) && !strcmp(json_string_value(flv), "onlink");
+			rt->onlink &= rt->gw[0] != 0;
 			d->nroutes++;
 		}
 		json_decref(routes);
@@ -879,15 +897,20 @@ int net_prepare(const struct config *cfg, const struct net_desc *d, const char *
 					      f->addr[k].prefix, f->name, f->addr[k].family == AF_INET6 ? " nodad" : "");
 		l += (size_t)snprintf(batch + l, sizeof(batch) - l, "link set %s up\n", f->name);
 	}
-	for (int i = 0; i < d->nroutes; i++) {
-		const struct net_route *rt = &d->routes[i];
-		char metric[32] = "";
-		if (rt->metric)
-			snprintf(metric, sizeof(metric), " metric %u", rt->metric);
-		l += (size_t)snprintf(batch + l, sizeof(batch) - l, "%sroute add %s%s%s dev %s%s\n",
-				      rt->family == AF_INET6 ? "-6 " : "", rt->dst, rt->gw[0] ? " via " : "", rt->gw, rt->dev,
-				      metric);
-	}
+	/* routes without a gateway first: a gateway may be reachable only
+	 * through one of them (e.g. a /32 link route to it) */
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < d->nroutes; i++) {
+			const struct net_route *rt = &d->routes[i];
+			char metric[32] = "";
+			if ((rt->gw[0] != 0) != (pass == 1))
+				continue;
+			if (rt->metric)
+				snprintf(metric, sizeof(metric), " metric %u", rt->metric);
+			l += (size_t)snprintf(batch + l, sizeof(batch) - l, "%sroute add %s%s%s dev %s%s%s\n",
+					      rt->family == AF_INET6 ? "-6 " : "", rt->dst, rt->gw[0] ? " via " : "", rt->gw,
+					      rt->dev, metric, rt->onlink ? " onlink" : "");
+		}
 	if (l >= sizeof(batch)) {
 		r = error_set(e, E2BIG, "the network description is too large");
 		goto fail;

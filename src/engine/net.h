@@ -46,6 +46,7 @@ struct net_route {
 	char gw[46];       /* "" = none (on-link) */
 	char dev[16];
 	unsigned metric;
+	bool onlink;       /* the gateway is on the link whatever the addresses say */
 };
 
 struct net_desc {

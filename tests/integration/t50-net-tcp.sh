@@ -46,7 +46,7 @@ nspath=/run/netns/$ns
 at_exit "on h1 runc delete --force $ct >/dev/null 2>&1; on h2 runc delete --force $ct >/dev/null 2>&1; true"
 
 # What a CNI bridge plugin does: a namespace at /run/netns/NAME, a veth pair
-# (eth0 inside, HOSTIF on cmt0), the address, a route. Also the pre-restore
+# (eth0 inside, HOSTIF on cmt0), the address, two routes (one onlink). Also the pre-restore
 # hook's work in step 2.
 cat >"$work/cni-add.sh" <<EOF
 #!/bin/sh
@@ -59,6 +59,7 @@ ip -n $ns addr add $ip/24 dev eth0
 ip -n $ns link set lo up
 ip -n $ns link set eth0 up
 ip -n $ns route add 198.51.100.0/24 via $LAB_CT_NET.1 dev eth0
+ip -n $ns route add 203.0.113.0/24 via 169.254.1.1 dev eth0 onlink
 ip link set HOSTIF master cmt0 up
 EOF
 sed "s/HOSTIF/cni-a$$/g" "$work/cni-add.sh" >"$work/cni-a.sh"
@@ -82,7 +83,7 @@ on h1 sh -c "cd '$work/$ct' && exec runc run -d $ct </dev/null >/dev/null 2>&1" 
 
 # the client on h3
 status=$work/client.status
-on_bg h3 "$NETPP" client "$ip" $port --interval-ms 5 --status "$status" --timeout-ms 30000
+on_bg h3 sh -c 'exec "$@" >/dev/null' client "$NETPP" client "$ip" $port --interval-ms 5 --status "$status" --timeout-ms 30000
 client=$ON_BG_PID
 at_exit "kill $client 2>/dev/null; true"
 client_ok() { mh_get "$status" ok; }
@@ -121,6 +122,8 @@ talks_on 200 "the client keeps talking to $ip after the move to h2"
 is "$(addr_of h2)" "$ip/24 $mac" "on h2 the container has the same address and MAC"
 check "on h2 the container's route is there" \
 	sh -c "$LAB exec $LAB_NAME h2 nsenter --net=$nspath ip route show 198.51.100.0/24 | grep -q 'via $LAB_CT_NET.1'"
+check "on h2 the container's onlink route is there (a gateway outside its subnet)" \
+	sh -c "$LAB exec $LAB_NAME h2 nsenter --net=$nspath ip route show 203.0.113.0/24 | grep -q 'via 169.254.1.1 dev eth0 onlink'"
 if locked h2; then fail "the lock of h2's namespace is gone"; else ok "the lock of h2's namespace is gone"; fi
 check "h1's namespace is gone" on h1 test ! -e "$nspath"
 is "$(veths h1)" "" "no veth of the container is left on h1 (cni-a$$ went with the namespace)"
@@ -236,6 +239,9 @@ check "the route hook ran after the move, told where the container came from" \
 # --- the client's verdict ---------------------------------------------------------
 kill "$client" 2>/dev/null
 wait "$client" 2>/dev/null
+# (nsenter goes at once; netpp collects the answers under way, then writes its last line)
+stopped() { [ "$(mh_get "$status" state)" != running ]; }
+wait_until 5 stopped || diag "the client did not write its final status"
 diag "client: $(cat "$status")"
 is "$(mh_get "$status" reset)" 0 "the client never saw a reset"
 sent=$(mh_get "$status" sent) okc=$(mh_get "$status" ok)

@@ -16,7 +16,8 @@ static const char good[] =
 	"\"addrs\":[\"10.0.0.5/24\",\"fd00::5/64\"]}],"
 	"\"routes\":[{\"family\":\"inet\",\"dst\":\"default\",\"gw\":\"10.0.0.1\",\"dev\":\"eth0\"},"
 	"{\"family\":\"inet\",\"dst\":\"192.0.2.7\",\"dev\":\"eth0\",\"metric\":10},"
-	"{\"family\":\"inet6\",\"dst\":\"2001:db8::/32\",\"gw\":\"fd00::1\",\"dev\":\"eth0\"}]}";
+	"{\"family\":\"inet6\",\"dst\":\"2001:db8::/32\",\"gw\":\"fd00::1\",\"dev\":\"eth0\"},"
+	"{\"family\":\"inet\",\"dst\":\"203.0.113.0/24\",\"gw\":\"169.254.1.1\",\"dev\":\"eth0\",\"onlink\":true}]}";
 
 static int parse(const char *txt, struct net_desc *d, struct error *e)
 {
@@ -54,7 +55,8 @@ static void test_good(void)
 	is_int(d.ifs[0].naddr, 2, "two addresses");
 	ok(d.ifs[0].addr[0].family == AF_INET && d.ifs[0].addr[0].prefix == 24, "an IPv4 one, /24");
 	ok(d.ifs[0].addr[1].family == AF_INET6 && d.ifs[0].addr[1].prefix == 64, "an IPv6 one, /64");
-	is_int(d.nroutes, 3, "three routes");
+	is_int(d.nroutes, 4, "four routes");
+	ok(d.routes[3].onlink && !d.routes[0].onlink, "an onlink route (Calico-style gateway) keeps its flag");
 	is_str(d.routes[0].dst, "default", "a default route");
 	is_str(d.routes[0].gw, "10.0.0.1", "via its gateway");
 	is_str(d.routes[1].dst, "192.0.2.7/32", "a host route gets its /32");
@@ -111,6 +113,8 @@ static void test_bad(void)
 		{ "\"dst\":\"192.0.2.7\"", "\"dst\":\"somewhere\"", "a route destination that is no address" },
 		{ "\"dev\":\"eth0\",\"metric\"", "\"dev\":\"eth1\",\"metric\"", "a route on an interface not described" },
 		{ "\"metric\":10", "\"metric\":-1", "a negative metric" },
+		{ "\"onlink\":true", "\"onlink\":1", "an onlink flag that is no boolean" },
+		{ "\"gw\":\"169.254.1.1\",\"dev\":\"eth0\",\"onlink\":true", "\"dev\":\"eth0\",\"onlink\":true", "an onlink route without a gateway" },
 		{ "\"metric\":10", "\"metric\":4294967296", "a metric above 32 bits" },
 		{ "\"path\":\"/run/netns/ct1\",", "", "no path" },
 		{ "\"ifs\":[", "\"ifs\":{\"x\":[", "interfaces that are no array" },
