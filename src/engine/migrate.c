@@ -426,6 +426,8 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 				goto fail_early;
 			}
 			r = net_describe(np, net, e);
+			if (r == 0)
+				r = net_check_exclusive(np, w.pid, e);
 			if (r < 0) {
 				error_wrap(e, "%s", w.label);
 				goto fail_early;

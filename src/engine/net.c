@@ -1,6 +1,7 @@
 #include "engine/net.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -1168,4 +1169,84 @@ void net_recover_source(const char *mig_dir, bool moved)
 	} else if (net_unlock(ns.d.path, &e) < 0 || net_announce(&ns.d, &e) < 0) {
 		log_warn("network namespace %s: %s", ns.d.path, e.msg);
 	}
+}
+
+/* The parent of pid, from /proc/PID/stat (0 when unknown). */
+static pid_t parent_of(pid_t pid)
+{
+	char p[64], buf[512];
+	int fd, ppid = 0;
+	ssize_t n;
+
+	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	char *rp = strrchr(buf, ')');
+	if (!rp || sscanf(rp + 1, " %*c %d", &ppid) != 1)
+		return 0;
+	return (pid_t)ppid;
+}
+
+static bool same_ns(pid_t a, pid_t b, const char *kind)
+{
+	char pa[64], pb[64];
+	struct stat sa, sb;
+
+	snprintf(pa, sizeof(pa), "/proc/%d/ns/%s", (int)a, kind);
+	snprintf(pb, sizeof(pb), "/proc/%d/ns/%s", (int)b, kind);
+	return stat(pa, &sa) == 0 && stat(pb, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int net_check_exclusive(const char *path, pid_t init, struct error *e)
+{
+	struct stat ns;
+	DIR *d;
+	struct dirent *de;
+	int r = 0;
+
+	if (stat(path, &ns) < 0)
+		return error_errno(e, errno, "cannot stat the network namespace %s", path);
+	bool own_pidns = !same_ns(getpid(), init, "pid");
+	d = opendir("/proc");
+	if (!d)
+		return error_errno(e, errno, "cannot read /proc");
+	while ((de = readdir(d)) && r == 0) {
+		char p[300], comm[64] = "?";
+		struct stat st;
+		pid_t pid = (pid_t)atoi(de->d_name);
+		if (pid <= 0 || pid == init)
+			continue;
+		snprintf(p, sizeof(p), "/proc/%d/ns/net", (int)pid);
+		if (stat(p, &st) < 0 || st.st_dev != ns.st_dev || st.st_ino != ns.st_ino)
+			continue;
+		/* in the namespace: one of the container's processes? (a
+		 * descendant of its init, or in its PID namespace when that is
+		 * not this one's: `runc exec` processes are no descendants) */
+		pid_t a = pid;
+		for (int depth = 0; a > 1 && a != init && depth < 4096; depth++)
+			a = parent_of(a);
+		if (a == init || (own_pidns && same_ns(pid, init, "pid")))
+			continue;
+		snprintf(p, sizeof(p), "/proc/%d/comm", (int)pid);
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			ssize_t n = read(fd, comm, sizeof(comm) - 1);
+			comm[n > 0 ? n : 0] = 0;
+			comm[strcspn(comm, "\n")] = 0;
+			close(fd);
+		}
+		error_set(e, EBUSY, "its network namespace %s is shared with process %d (%s), which is not part of it", path,
+			  (int)pid, comm);
+		error_hint(e, "cmt moves a namespace with the one container in it: stop or move the other process first (a "
+			      "namespace shared by several containers, as in a pod, does not move yet)");
+		r = -EBUSY;
+	}
+	closedir(d);
+	return r;
 }

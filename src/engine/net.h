@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "util/config.h"
 #include "util/error.h"
@@ -74,6 +75,10 @@ int net_path_from_config(const char *config_json, char *path, size_t n, struct e
 /* Reads the namespace's interfaces (ethernet ones; lo is implied) and its
  * main-table routes (not the kernel's own). */
 int net_describe(const char *path, struct net_desc *d, struct error *e);
+/* Refuses (EBUSY, naming it) a namespace that a process outside the
+ * container (not init or a descendant of it) is in: it would lose its
+ * network when the namespace moves. */
+int net_check_exclusive(const char *path, pid_t init, struct error *e);
 char *net_desc_to_json(const struct net_desc *d);
 /* Parses and validates a description from a peer (names, MACs, MTUs,
  * addresses, prefix lengths, counts, route devices, the path). */

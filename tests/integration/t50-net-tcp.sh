@@ -4,6 +4,7 @@
 # bridge cmt0, its own address and MAC on the lab's segment) serves TCP on h1;
 # a client on h3 sends a numbered request every 5 ms on one connection and
 # checks every answer. While the client talks:
+#   0. a process outside the container in its namespace: refused before anything;
 #   1. h1 -> h2: cmt recreates the namespace on h2 (same address, MAC, route),
 #      locked, restores with --tcp-established, moves the traffic, and removes
 #      h1's namespace;
@@ -111,6 +112,19 @@ addr_of() { # HOST: "ADDR MAC" of eth0 in the container's namespace there
 }
 locked() { on "$1" nsenter --net="$nspath" iptables -w -n -L CMT-NETLOCK >/dev/null 2>&1; }
 veths() { on "$1" ip -o link show type veth | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -Ev '^(eth0|uplink0)$' | sort | tr '\n' ' '; }
+
+# --- 0. a process outside the container shares its namespace: refused, nothing moves --
+on_bg h1 nsenter --net="$nspath" sleep 1000
+intruder=$ON_BG_PID
+intruder_in() { on h1 pgrep -x sleep >/dev/null; }
+wait_until 5 intruder_in || diag "the process in the namespace did not start"
+migrate_from h1 "$ct" --to h2 --mode "$mode"
+is "$MIG_RC" 1 "a namespace shared with a process outside the container is refused (exit 1)"
+jtest "JSON: the error names the other process, the container never stopped" \
+	"'shared with process' in d['error'] and '(sleep)' in d['error'] and d['source_running'] is True and d['downtime_ms'] == 0"
+kill "$intruder" 2>/dev/null
+wait "$intruder" 2>/dev/null
+wait_until 5 '!' intruder_in || diag "the process in the namespace is still there"
 
 # --- 1. h1 -> h2: recreated -----------------------------------------------------
 migrate_from h1 "$ct" --to h2 --mode "$mode"
