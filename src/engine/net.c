@@ -651,7 +651,7 @@ int net_unlock(const char *path, struct error *e)
  * address, sender = target = the address (a gratuitous ARP), and one reply. */
 static int garp_child(const char *path, const struct net_desc *d)
 {
-	int nsfd = open(path, O_RDONLY | O_CLOEXEC), sent = 0;
+	int nsfd = open(path, O_RDONLY | O_CLOEXEC), sent = 0, want = 0;
 
 	if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0)
 		return 2;
@@ -669,6 +669,7 @@ static int garp_child(const char *path, const struct net_desc *d)
 			struct in_addr ip;
 			if (f->addr[k].family != AF_INET || inet_pton(AF_INET, f->addr[k].addr, &ip) != 1)
 				continue;
+			want++;
 			for (int op = 1; op <= 2; op++) {
 				uint8_t pkt[28];
 				struct sockaddr_ll to = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ARP),
@@ -690,7 +691,42 @@ static int garp_child(const char *path, const struct net_desc *d)
 		}
 	}
 	close(s);
-	return sent > 0 || d->nif == 0 ? 0 : 4;
+	/* IPv6: an unsolicited neighbour advertisement (override) to all nodes
+	 * for each address, with the MAC as target link-layer address */
+	int s6 = -1;
+	for (int i = 0; i < d->nif; i++) {
+		const struct net_if *f = &d->ifs[i];
+		unsigned mac[6];
+		unsigned ifindex = if_nametoindex(f->name);
+		if (!ifindex || sscanf(f->mac, "%x:%x:%x:%x:%x:%x", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4], &mac[5]) != 6)
+			continue;
+		for (int k = 0; k < f->naddr; k++) {
+			struct in6_addr a6;
+			if (f->addr[k].family != AF_INET6 || inet_pton(AF_INET6, f->addr[k].addr, &a6) != 1)
+				continue;
+			want++;
+			if (s6 < 0) {
+				int hops = 255;
+				s6 = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+				if (s6 < 0 || setsockopt(s6, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof(hops)) < 0)
+					return 5;
+			}
+			setsockopt(s6, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifindex, sizeof(ifindex));
+			uint8_t na[32] = { 136, 0 };        /* type NA, code 0, checksum by the kernel */
+			na[4] = 0x20;                       /* flags: override */
+			memcpy(na + 8, &a6, 16);            /* target */
+			na[24] = 2, na[25] = 1;             /* option: target link-layer address, 8 bytes */
+			for (int b = 0; b < 6; b++)
+				na[26 + b] = (uint8_t)mac[b];
+			struct sockaddr_in6 to = { .sin6_family = AF_INET6, .sin6_scope_id = ifindex };
+			inet_pton(AF_INET6, "ff02::1", &to.sin6_addr);
+			if (sendto(s6, na, sizeof(na), 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)sizeof(na))
+				sent++;
+		}
+	}
+	if (s6 >= 0)
+		close(s6);
+	return sent > 0 || !want ? 0 : 4;
 }
 
 int net_announce(const struct net_desc *d, struct error *e)

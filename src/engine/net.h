@@ -93,8 +93,9 @@ int net_lock(const char *path, struct error *e);
 int net_unlock(const char *path, struct error *e);
 /* true when the lock chain is in the namespace (IPv4 table) */
 bool net_is_locked(const char *path);
-/* Gratuitous ARP for every IPv4 address of the description, from inside the
- * namespace: the switch and the neighbours learn where the address is now. */
+/* Gratuitous ARP for every IPv4 address, an unsolicited neighbour
+ * advertisement (override) for every IPv6 one, from inside the namespace:
+ * the switches and the neighbours learn where the address is now. */
 int net_announce(const struct net_desc *d, struct error *e);
 /* Removes the namespace at path (its interfaces go with it, and their
  * host-side peers). */

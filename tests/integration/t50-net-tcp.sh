@@ -41,31 +41,40 @@ at_exit rm -rf "$work"
 ct=web$$
 ns=ctnet$$
 ip=$LAB_CT_NET.220
+ip6=fd00:77::220
 mac=02:42:0a:4d:00:dc
 port=7777
 nspath=/run/netns/$ns
 at_exit "on h1 runc delete --force $ct >/dev/null 2>&1; on h2 runc delete --force $ct >/dev/null 2>&1; true"
 
 # What a CNI bridge plugin does: a namespace at /run/netns/NAME, a veth pair
-# (eth0 inside, HOSTIF on cmt0), the address, two routes (one onlink). Also the pre-restore
-# hook's work in step 2.
+# (eth0 inside, HOSTIF on cmt0), the addresses, two routes (one onlink). Also
+# the pre-restore hook's work in step 2, which first locks the namespace the
+# way README says (its interfaces come up while the source is frozen: a peer's
+# retransmission reaching it unlocked would get a reset; IPv6's MLD reports
+# are enough to draw the container's MAC to this host).
 cat >"$work/cni-add.sh" <<EOF
 #!/bin/sh
 set -e
 ip netns add $ns
+LOCK
 ip link add HOSTIF type veth peer name eth0 netns $ns
 ip -n $ns link set eth0 address $mac
 ip -n $ns link set eth0 addrgenmode none
 ip -n $ns addr add $ip/24 dev eth0
+ip -n $ns addr add $ip6/64 dev eth0 nodad
 ip -n $ns link set lo up
 ip -n $ns link set eth0 up
 ip -n $ns route add 198.51.100.0/24 via $LAB_CT_NET.1 dev eth0
 ip -n $ns route add 203.0.113.0/24 via 169.254.1.1 dev eth0 onlink
 ip link set HOSTIF master cmt0 up
 EOF
-sed "s/HOSTIF/cni-a$$/g" "$work/cni-add.sh" >"$work/cni-a.sh"
-# the hook of step 2 adds "cni-b" on h1 (the host with a fresh namespace)
-sed "s/HOSTIF/cni-b$$/g" "$work/cni-add.sh" >"$work/cni-b.sh"
+sed "s/HOSTIF/cni-a$$/g; /^LOCK\$/d" "$work/cni-add.sh" >"$work/cni-a.sh"
+# the hook of step 2 adds "cni-b" on h1 (the host with a fresh namespace), locked
+lock='for t in iptables ip6tables; do printf "*filter\\n:CMT-NETLOCK - [0:0]\\n-I INPUT -j CMT-NETLOCK\\n-I OUTPUT -j CMT-NETLOCK\\n-A CMT-NETLOCK -m mark --mark 0xC114 -j ACCEPT\\n-A CMT-NETLOCK -j DROP\\nCOMMIT\\n" | nsenter --net=/run/netns/'"$ns"' $t-restore -w --noflush; done'
+sed "s/HOSTIF/cni-b$$/g" "$work/cni-add.sh" | while IFS= read -r l; do
+	if [ "$l" = LOCK ]; then printf '%s\n' "$lock"; else printf '%s\n' "$l"; fi
+done >"$work/cni-b.sh"
 out=$(on h1 sh "$work/cni-a.sh" 2>&1) || bail "cannot set up the container's network namespace on h1: $out"
 
 make_bundle "$work/$ct" h1 /bin/netpp server $port || bail "make_bundle failed"
@@ -114,9 +123,9 @@ locked() { on "$1" nsenter --net="$nspath" iptables -w -n -L CMT-NETLOCK >/dev/n
 veths() { on "$1" ip -o link show type veth | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -Ev '^(eth0|uplink0)$' | sort | tr '\n' ' '; }
 
 # --- 0. a process outside the container shares its namespace: refused, nothing moves --
-on_bg h1 nsenter --net="$nspath" sleep 1000
+on_bg h1 nsenter --net="$nspath" sleep 7$$
 intruder=$ON_BG_PID
-intruder_in() { on h1 pgrep -x sleep >/dev/null; }
+intruder_in() { on h1 pgrep -xf "sleep 7$$" >/dev/null; }
 wait_until 5 intruder_in || diag "the process in the namespace did not start"
 migrate_from h1 "$ct" --to h2 --mode "$mode"
 is "$MIG_RC" 1 "a namespace shared with a process outside the container is refused (exit 1)"
@@ -125,6 +134,11 @@ jtest "JSON: the error names the other process, the container never stopped" \
 kill "$intruder" 2>/dev/null
 wait "$intruder" 2>/dev/null
 wait_until 5 '!' intruder_in || diag "the process in the namespace is still there"
+
+# IPv6 too: h3 gets an address on the segment (this lab's own host)
+on h3 ip addr add fd00:77::13/64 dev eth0 nodad || bail "cannot add an IPv6 address to h3"
+ping6_ok() { on h3 busybox ping -c 1 -W 2 "$ip6" >/dev/null 2>&1; }
+check "h3 reaches the container's IPv6 address $ip6 on h1" wait_until 5 ping6_ok
 
 # --- 1. h1 -> h2: recreated -----------------------------------------------------
 migrate_from h1 "$ct" --to h2 --mode "$mode"
@@ -136,6 +150,9 @@ talks_on 200 "the client keeps talking to $ip after the move to h2"
 is "$(addr_of h2)" "$ip/24 $mac" "on h2 the container has the same address and MAC"
 check "on h2 the container's route is there" \
 	sh -c "$LAB exec $LAB_NAME h2 nsenter --net=$nspath ip route show 198.51.100.0/24 | grep -q 'via $LAB_CT_NET.1'"
+check "h3 reaches the container's IPv6 address $ip6 on h2" wait_until 5 ping6_ok
+check "on h2 the container has its IPv6 address" \
+	sh -c "$LAB exec $LAB_NAME h2 nsenter --net=$nspath ip -6 addr show dev eth0 | grep -q '$ip6/64'"
 check "on h2 the container's onlink route is there (a gateway outside its subnet)" \
 	sh -c "$LAB exec $LAB_NAME h2 nsenter --net=$nspath ip route show 203.0.113.0/24 | grep -q 'via 169.254.1.1 dev eth0 onlink'"
 if locked h2; then fail "the lock of h2's namespace is gone"; else ok "the lock of h2's namespace is gone"; fi
@@ -246,9 +263,9 @@ check "h1's namespace is gone" on h1 test ! -e "$nspath"
 is "$(veths h1)" "" "no veth of the container is left on h1"
 diag "hooks: $(cat "$work/hooks.log")"
 check "the attachment program got the namespace, the interfaces inside and on the host, the MAC and the address" \
-	grep -Eq "^attach netns=$nspath ct=$ct ifs=eth0 host_ifs=cmt[0-9a-f]{8}0 macs=$mac addrs=$ip/24 host=h2 source=\$" "$work/hooks.log"
+	grep -Eq "^attach netns=$nspath ct=$ct ifs=eth0 host_ifs=cmt[0-9a-f]{8}0 macs=$mac addrs=$ip/24 $ip6/64 host=h2 source=\$" "$work/hooks.log"
 check "the route hook ran after the move, told where the container came from" \
-	grep -Eq "^route netns=$nspath ct=$ct ifs=eth0 host_ifs=cmt[0-9a-f]{8}0 macs=$mac addrs=$ip/24 host=h2 source=h1\$" "$work/hooks.log"
+	grep -Eq "^route netns=$nspath ct=$ct ifs=eth0 host_ifs=cmt[0-9a-f]{8}0 macs=$mac addrs=$ip/24 $ip6/64 host=h2 source=h1\$" "$work/hooks.log"
 
 # --- the client's verdict ---------------------------------------------------------
 kill "$client" 2>/dev/null
