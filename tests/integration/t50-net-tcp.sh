@@ -267,6 +267,11 @@ check "the attachment program got the namespace, the interfaces inside and on th
 check "the route hook ran after the move, told where the container came from" \
 	grep -Eq "^route netns=$nspath ct=$ct ifs=eth0 host_ifs=cmt[0-9a-f]{8}0 macs=$mac addrs=$ip/24 $ip6/64 host=h2 source=h1\$" "$work/hooks.log"
 
+# the agents announced and cleaned up without a complaint
+bad_lines=$(grep -hE "gratuitous ARP|cannot (remove|record) the network|the container cannot talk" \
+	"$LAB_DIR"/h[12]/cmt/agent.log 2>/dev/null)
+is "$bad_lines" "" "the agents' logs have no announcement or clean-up failure"
+
 # --- the client's verdict ---------------------------------------------------------
 kill "$client" 2>/dev/null
 wait "$client" 2>/dev/null
