@@ -588,27 +588,54 @@ static bool have_ip6tables(void)
 	return find_in_path("ip6tables-restore", p, sizeof(p)) == 0 && path_exists("/proc/net/if_inet6");
 }
 
+/* Applies rules with iptables-restore and, when six, ip6tables-restore at
+ * the same time (both are in the downtime): 0, 4 when the IPv4 one failed,
+ * 6 when only the IPv6 one did; rr->err says why. */
+static int ns_restore_both(const char *path, const char *rules, bool six, struct run_result *rr, struct error *e)
+{
+	static const char script[] = "f=$1; six=$2\n"
+				     "if [ \"$six\" = 1 ]; then ip6tables-restore -w --noflush <\"$f\" & p6=$!; fi\n"
+				     "iptables-restore -w --noflush <\"$f\"; r4=$?\n"
+				     "r6=0; if [ -n \"${p6:-}\" ]; then wait \"$p6\"; r6=$?; fi\n"
+				     "[ \"$r4\" = 0 ] || exit 4\n"
+				     "[ \"$r6\" = 0 ] || exit 6\n";
+	char tmp[] = "/tmp/cmt-netlock.XXXXXX";
+	int fd = mkostemp(tmp, O_CLOEXEC), r;
+
+	if (fd < 0)
+		return error_errno(e, errno, "cannot create a temporary file");
+	if (write(fd, rules, strlen(rules)) != (ssize_t)strlen(rules)) {
+		close(fd);
+		unlink(tmp);
+		return error_errno(e, errno, "cannot write a temporary file");
+	}
+	close(fd);
+	char *args[] = { "sh", "-c", (char *)script, "sh", tmp, six ? "1" : "0", NULL };
+	r = ns_run(path, NULL, args, rr, e);
+	unlink(tmp);
+	return r < 0 ? r : rr->status;
+}
+
 int net_lock(const char *path, struct error *e)
 {
-	char *v4[] = { "iptables-restore", "-w", "--noflush", NULL };
-	char *v6[] = { "ip6tables-restore", "-w", "--noflush", NULL };
+	struct run_result rr;
 	int r;
 
 	if (net_is_locked(path))
-		return 0;
-	r = ns_do(path, lock_rules, v4, "locking the network namespace (iptables-restore)", e);
-	if (r < 0) {
-		error_hint(e, "the network lock needs iptables (xt_mark); install iptables");
-		return r;
+		return 0; /* (twice would leave a jump that the unlock does not remove) */
+	r = ns_restore_both(path, lock_rules, have_ip6tables(), &rr, e);
+	if (r < 0)
+		return error_wrap(e, "locking the network namespace %s", path);
+	if (r != 0) {
+		error_set(e, EIO, "locking the network namespace %s (%s) failed: %s", path,
+			  r == 6 ? "ip6tables-restore" : "iptables-restore", trimmed(rr.err));
+		error_hint(e, "the network lock needs iptables and ip6tables (xt_mark); install iptables");
+		run_result_free(&rr);
+		struct error tmp = { 0 };
+		net_unlock(path, &tmp); /* whichever half took */
+		return -EIO;
 	}
-	if (have_ip6tables()) {
-		r = ns_do(path, lock_rules, v6, "locking the network namespace (ip6tables-restore)", e);
-		if (r < 0) {
-			struct error tmp = { 0 };
-			ns_do(path, unlock_rules, (char *[]){ "iptables-restore", "-w", "--noflush", NULL }, "unlock", &tmp);
-			return r;
-		}
-	}
+	run_result_free(&rr);
 	return 0;
 }
 
@@ -628,20 +655,19 @@ bool net_is_locked(const char *path)
 
 int net_unlock(const char *path, struct error *e)
 {
-	char *v4[] = { "iptables-restore", "-w", "--noflush", NULL };
-	char *v6[] = { "ip6tables-restore", "-w", "--noflush", NULL };
-	int r;
+	struct run_result rr;
+	int r = ns_restore_both(path, unlock_rules, have_ip6tables(), &rr, e);
 
-	if (!net_is_locked(path))
-		return 0;
-	r = ns_do(path, unlock_rules, v4, "unlocking the network namespace (iptables-restore)", e);
+	/* (no check first: the unlock is in the downtime.  It fails where there
+	 * is no lock, which is then fine; the IPv6 half may be absent) */
 	if (r < 0)
-		return r;
-	if (have_ip6tables()) {
-		struct error tmp = { 0 };
-		/* absent when it was never locked for IPv6 */
-		ns_do(path, unlock_rules, v6, "unlocking the network namespace (ip6tables-restore)", &tmp);
+		return error_wrap(e, "unlocking the network namespace %s", path);
+	if (r == 4 && net_is_locked(path)) {
+		error_set(e, EIO, "unlocking the network namespace %s (iptables-restore) failed: %s", path, trimmed(rr.err));
+		run_result_free(&rr);
+		return -EIO;
 	}
+	run_result_free(&rr);
 	return 0;
 }
 
