@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 #include "engine/net.h"
@@ -189,11 +190,68 @@ static void test_config_keys(void)
 	ok(config_parse(&c, "net_route_hook = route.sh\n", "f", &e) < 0, "a relative net_route_hook: refused");
 }
 
+static void write_net(const char *dir, const char *txt)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/net", dir);
+	FILE *f = fopen(p, "w");
+	if (f) {
+		fputs(txt, f);
+		fclose(f);
+	}
+}
+
+static void test_state(void)
+{
+	char dir[] = "/tmp/cmt-test-net.XXXXXX";
+	static struct net_state ns, back;
+	struct error e = { 0 };
+
+	if (!mkdtemp(dir)) {
+		ok(0, "mkdtemp");
+		return;
+	}
+	is_int(net_state_load(dir, &back, &e), 0, "no state file: nothing to recover");
+	memset(&ns, 0, sizeof(ns));
+	is_int(net_desc_from_json(good, strlen(good), &ns.d, &e), 0, "a description");
+	ns.created = ns.placed = ns.locked = true;
+	snprintf(ns.staging, sizeof(ns.staging), "/run/netns/cmt-0123abcd");
+	snprintf(ns.host_if[0], sizeof(ns.host_if[0]), "cmt0123abcd0");
+	is_int(net_state_save(dir, &ns, &e), 0, "saved");
+	is_int(net_state_load(dir, &back, &e), 1, "loaded");
+	ok(back.created && back.placed && back.locked && !back.existed && !back.attached, "its flags");
+	is_str(back.staging, "/run/netns/cmt-0123abcd", "its staging name");
+	is_str(back.host_if[0], "cmt0123abcd0", "its host interface");
+	ok(memcmp(&back.d, &ns.d, sizeof(ns.d)) == 0, "its description");
+
+	static const char *bad[] = {
+		"{\"desc\":\"{}\",\"staging\":\"\",\"host_ifs\":[]}",
+		"{\"desc\":\"{\\\"path\\\":\\\"/run/netns/a\\\",\\\"ifs\\\":[]}\",\"staging\":\"/etc/passwd\",\"host_ifs\":[]}",
+		"{\"desc\":\"{\\\"path\\\":\\\"/run/netns/a\\\",\\\"ifs\\\":[]}\",\"staging\":\"/run/netns/cmt-../../x\",\"host_ifs\":[]}",
+		"{\"desc\":\"{\\\"path\\\":\\\"/proc/1/ns/net\\\",\\\"ifs\\\":[]}\",\"staging\":\"\",\"host_ifs\":[]}",
+		"{\"desc\":\"{\\\"path\\\":\\\"/run/netns/a\\\",\\\"ifs\\\":[]}\",\"staging\":\"\",\"host_ifs\":[\"x\"]}",
+		"not json",
+	};
+	static const char *why[] = { "a description without a path", "a staging name elsewhere", "a staging name with ..",
+				     "a namespace under /proc", "more host interfaces than interfaces", "no JSON" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_net(dir, bad[i]);
+		error_clear(&e);
+		ok(net_state_load(dir, &back, &e) < 0 && strstr(e.msg, "corrupted"), "a corrupted state is refused: %s",
+		   why[i]);
+	}
+	char p[512];
+	snprintf(p, sizeof(p), "%s/net", dir);
+	unlink(p);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	test_good();
 	test_bad();
 	test_config_path();
 	test_config_keys();
+	test_state();
 	return done_testing();
 }
