@@ -499,6 +499,15 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		error_hint(e, "install this cmt (%s) on %s, or use --mode cold", CMT_VERSION, p.name);
 		goto fail_nohook;
 	}
+	if (net && p.peer_minor < PROTO_MINOR_NET) {
+		/* it could not recreate the namespace: refuse before anything is frozen */
+		r = error_set(e, ENOTSUP, "%s speaks protocol %u.%u (%s), which cannot recreate the network namespace %s "
+					  "of %s",
+			      p.name, p.peer_major, p.peer_minor, p.peer_software, net->path, w.label);
+		error_host(e, p.name);
+		error_hint(e, "install this cmt (%s) on %s", CMT_VERSION, p.name);
+		goto fail_nohook;
+	}
 	if (w.monitor_pid > 0 && p.peer_minor < PROTO_MINOR_LOG) {
 		/* its output would go nowhere there: refuse before anything is frozen */
 		r = error_set(e, ENOTSUP, "%s speaks protocol %u.%u (%s), which cannot take the log of %s (started by `cmt "

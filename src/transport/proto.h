@@ -13,9 +13,11 @@
 #include "util/error.h"
 
 #define PROTO_MAJOR 1
-#define PROTO_MINOR 2 /* 1.1: page streams (AREA_PAGES, AREA_PAGE_IMAGE, A_NAME), mode precopy; 1.2: AREA_LOG */
+#define PROTO_MINOR 3 /* 1.1: page streams (AREA_PAGES, AREA_PAGE_IMAGE, A_NAME), mode precopy; 1.2: AREA_LOG;
+		       * 1.3: NET_SETUP / NET_READY (network identity) */
 #define PROTO_MINOR_PAGES 1 /* the first minor version with page streams */
 #define PROTO_MINOR_LOG 2   /* the first with AREA_LOG (the log of a `cmt run` container) */
+#define PROTO_MINOR_NET 3   /* the first with NET_SETUP / NET_READY */
 #define PROTO_HELLO_MAGIC 0x434d5450u /* "CMTP" */
 #define PROTO_HDR_SIZE 16
 #define PROTO_FRAME_MAGIC 0xCA
