@@ -172,6 +172,12 @@ if [ "$rc" != 0 ] && grep -q "fail *network.*nosuch0" <<<"$out"; then
 else
 	fail "cmt check to a host without the bridge fails the network check" "exit $rc" "$out"
 fi
+# and with --force (no checks) the agent refuses at NET_SETUP, before the freeze
+migrate_from h2 "$ct" --to h3 --mode "$mode" --force
+jtest "a migration to a host without the bridge fails before the freeze, naming the bridge and the fix" \
+	"d['result'] == 'failed' and 'no bridge nosuch0' in d['error'] and 'net_bridge' in d.get('hint', '') and d['downtime_ms'] == 0 and d['source_running'] is True"
+is "$(on h3 ls /run/netns 2>/dev/null | grep -c '^cmt-')" 0 "h3 keeps no staging namespace"
+is "$(runc_status h2 "$ct")" running "$ct still runs on h2"
 
 # --- 2. h2 -> h1, where a pre-restore hook prepares the namespace ------------------
 hook="ssh -F $LAB_SSH_CONFIG h1 sh $work/cni-b.sh"
