@@ -1031,4 +1031,7 @@ void migrate_stats_print(const struct migrate_stats *st)
 		human_bytes(st->rootfs_bytes, b3, sizeof(b3)),
 		xfer > 0 ? (double)(st->image_bytes + st->rootfs_bytes) / (1 << 20) / (xfer / 1000) : 0,
 		human_bytes(st->rootfs_precopy_bytes, b4, sizeof(b4)));
+	if (st->netns[0])
+		fprintf(stderr, "     network namespace %s: %s on %s, its addresses announced there\n", st->netns,
+			st->netns_existed ? "the one already there was used" : "recreated", st->destination);
 }
