@@ -695,9 +695,10 @@ static int on_commit(struct session *s, struct error *e)
 		log_warn("cannot record the outcome of migration %s: %s", s->mig_id, e->msg);
 	error_clear(e);
 	fault_point("after-commit");
+	char net_warn[2048] = "";
 	if (s->net) {
 		/* unlock, announce the addresses here, route hook */
-		net_commit(&s->c->cfg, &s->ns, s->rq.id, s->conn.peer);
+		net_commit(&s->c->cfg, &s->ns, s->rq.id, s->conn.peer, net_warn, sizeof(net_warn));
 		s->net = false;
 	}
 	r = s->drv->resume(s->c, &s->rq, e);
@@ -716,6 +717,8 @@ static int on_commit(struct session *s, struct error *e)
 	mb_init(&mb);
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		mb_u64(&mb, A_BYTES, (uint64_t)ru.ru_maxrss * 1024);
+	if (net_warn[0]) /* the migration stands, but the source's user must know */
+		mb_str(&mb, A_MESSAGE, net_warn);
 	r = proto_send_msg(&s->conn, MSG_DONE, &mb, e);
 	mb_free(&mb);
 	if (!s->rq.lazy)

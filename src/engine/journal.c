@@ -346,7 +346,7 @@ static int recover_one(struct ctx *c, const char *mig_dir, const char *id, bool 
 		{
 			struct net_state ns;
 			if (net_state_load(mig_dir, &ns, e) > 0)
-				net_commit(&c->cfg, &ns, j.workload, j.peer);
+				net_commit(&c->cfg, &ns, j.workload, j.peer, NULL, 0);
 			else if (e->code)
 				log_warn("%s", e->msg);
 			error_clear(e);

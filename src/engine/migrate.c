@@ -730,6 +730,8 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		st->t_running = now_ms();
 		if (msg_has(&m, A_BYTES))
 			st->agent_peak_rss_kib = m.num[A_BYTES] / 1024;
+		if (msg_has(&m, A_MESSAGE)) /* e.g. the network after the commit: the migration stands */
+			log_warn("on %s: %s", p.name, m.str[A_MESSAGE]);
 	}
 	if (r < 0 && committed) {
 		/* COMMIT went out, DONE did not come back: the destination decided

@@ -10,6 +10,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1083,21 +1084,41 @@ int net_place(const struct config *cfg, struct net_state *ns, const char *contai
 	return 0;
 }
 
-void net_commit(const struct config *cfg, struct net_state *ns, const char *container, const char *source)
+/* A problem after COMMIT: logged here, and kept in warn (for DONE). */
+static void commit_warn(char *warn, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void commit_warn(char *warn, size_t n, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warn("%s", msg);
+	if (warn && n) {
+		size_t l = strlen(warn);
+		snprintf(warn + l, n - l, "%s%s", l ? "; " : "", msg);
+	}
+}
+
+void net_commit(const struct config *cfg, struct net_state *ns, const char *container, const char *source, char *warn,
+		size_t n)
 {
 	struct error e = { 0 };
 
+	if (warn && n)
+		warn[0] = 0;
 	if (ns->locked && net_unlock(ns->d.path, &e) < 0)
-		log_warn("%s (the container cannot talk until its namespace is unlocked: iptables -D INPUT/OUTPUT -j %s)",
-			 e.msg, NET_LOCK_CHAIN);
+		commit_warn(warn, n, "%s (the container cannot talk until its namespace is unlocked: iptables -D INPUT/OUTPUT -j %s)",
+			    e.msg, NET_LOCK_CHAIN);
 	ns->locked = false;
 	error_clear(&e);
 	if (net_announce(&ns->d, &e) < 0)
-		log_warn("%s (neighbours learn the new place of the address when their ARP entries expire)", e.msg);
+		commit_warn(warn, n, "%s (neighbours learn the new place of the address when their ARP entries expire)", e.msg);
 	if (cfg->net_route_hook[0]) {
 		error_clear(&e);
 		if (run_net_hook(cfg, cfg->net_route_hook, "route", ns, container, source, &e) < 0)
-			log_warn("%s (the container runs here; its address may not be routed here yet)", e.msg);
+			commit_warn(warn, n, "%s (the container runs here; its address may not be routed here yet)", e.msg);
 	}
 }
 

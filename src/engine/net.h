@@ -109,8 +109,10 @@ int net_prepare(const struct config *cfg, const struct net_desc *d, const char *
  * at the path and its host ends attached (bridge or net_attach program). */
 int net_place(const struct config *cfg, struct net_state *ns, const char *container, struct error *e);
 /* After COMMIT: unlock, announce, route hook.  Problems are warnings: the
- * migration stands. */
-void net_commit(const struct config *cfg, struct net_state *ns, const char *container, const char *source);
+ * migration stands; they go to the log and, when warn is not NULL, into
+ * warn (for the source: DONE's message). */
+void net_commit(const struct config *cfg, struct net_state *ns, const char *container, const char *source, char *warn,
+		size_t n);
 void net_rollback(const struct config *cfg, struct net_state *ns, const char *container);
 
 /* The state of a migration's namespace in <mig_dir>/net, for `cmt recover`

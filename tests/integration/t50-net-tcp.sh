@@ -239,6 +239,7 @@ cat >"$work/attach.sh" <<EOF
 # an attachment program: what it is told goes to a log; "attach-fails" makes it fail
 echo "\$1 netns=\$CMT_NETNS ct=\$CMT_CONTAINER ifs=\$CMT_CONTAINER_IFS host_ifs=\$CMT_HOST_IFS macs=\$CMT_MACS addrs=\$CMT_ADDRESSES host=\$CMT_HOST source=\$CMT_SOURCE" >>$work/hooks.log
 [ -e $work/attach-fails ] && [ "\$1" = attach ] && { echo "no port for \$CMT_HOST_IFS" >&2; exit 3; }
+[ -e $work/route-fails ] && [ "\$1" = route ] && { echo "no route API" >&2; exit 5; }
 if [ "\$1" = attach ]; then
 	for i in \$CMT_HOST_IFS; do ip link set \$i master cmt0 up || exit 1; done
 fi
@@ -259,8 +260,14 @@ wait_until 10 on h2 test ! -e "$nspath" && ok "h2's namespace is removed after t
 if grep -q '^detach ' "$work/hooks.log"; then ok "the program was told to detach"; else fail "the program was told to detach" "$(cat "$work/hooks.log")"; fi
 rm -f "$work/attach-fails" "$work/hooks.log"
 
+touch "$work/route-fails" # after the commit: a warning, the migration stands
 migrate_from h1 "$ct" --to h2 --mode "$mode6"
 is "$MIG_RC" 0 "cmt migrate $ct --to h2 --mode $mode6 (attachment program) exits 0"
+if grep -q "warning: on h2: the network hook .*route.sh route. failed (status 5): no route API" <<<"$MIG_ERR"; then
+	ok "the failing route hook on h2 is reported on h1 as a warning"
+else
+	fail "the failing route hook on h2 is reported on h1 as a warning" "$MIG_ERR"
+fi
 jtest "JSON: ok in $mode6 mode, the namespace recreated on h2" \
 	"d['result'] == 'ok' and d['mode'] == '$mode6' and d['netns_existed'] is False"
 talks_on 200 "the client keeps talking to $ip after the move to h2 through the attachment program"
