@@ -632,17 +632,18 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		/* CRIU locks the namespace during the dump but unlocks it after a
 		 * --leave-running dump: this lock keeps the frozen copy's kernel
 		 * from answering (and acknowledging) the peers until it is gone */
+		/* recorded first, for `cmt recover`: it unlocks (or removes) it
+		 * after a crash (unlocking what is not locked is harmless) */
+		struct net_state nst = { .d = *net, .locked = true };
+		struct error ne = { 0 };
+		if (net_state_save(mig_dir, &nst, &ne) < 0)
+			log_warn("cannot record the network state: %s", ne.msg);
 		r = net_lock(net->path, e);
 		if (r < 0) {
 			error_wrap(e, "cannot lock the network of %s", w.label);
 			goto fail;
 		}
 		net_locked = true;
-		/* for `cmt recover`: unlock (or remove) it after a crash */
-		struct net_state nst = { .d = *net, .locked = true };
-		struct error ne = { 0 };
-		if (net_state_save(mig_dir, &nst, &ne) < 0)
-			log_warn("cannot record the network state: %s", ne.msg);
 	}
 	fault_point("after-freeze");
 	log_debug("%s frozen", w.label);
