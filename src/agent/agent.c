@@ -619,8 +619,7 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 	if (s->net) {
 		/* the source is frozen and its namespace locked: this one may be
 		 * reachable now (it stays locked until COMMIT) */
-		r = net_place(&s->c->cfg, &s->ns, s->rq.id, e);
-		save_net(s);
+		r = net_place(&s->c->cfg, &s->ns, s->rq.id, s->mig_dir, e);
 		if (r < 0)
 			return error_wrap(e, "cannot attach the network of container %s", s->rq.id);
 	}

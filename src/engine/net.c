@@ -1033,7 +1033,17 @@ static int run_net_hook(const struct config *cfg, const char *prog, const char *
 	return 0;
 }
 
-int net_place(const struct config *cfg, struct net_state *ns, const char *container, struct error *e)
+/* The state for recovery, at each step that changes what a rollback must undo. */
+static void save_step(const char *mig_dir, const struct net_state *ns)
+{
+	struct error e = { 0 };
+
+	if (mig_dir && net_state_save(mig_dir, ns, &e) < 0)
+		log_warn("cannot record the network state: %s", e.msg);
+}
+
+int net_place(const struct config *cfg, struct net_state *ns, const char *container, const char *mig_dir,
+	      struct error *e)
 {
 	struct error tmp = { 0 };
 	int r = 0;
@@ -1052,35 +1062,43 @@ int net_place(const struct config *cfg, struct net_state *ns, const char *contai
 		net_remove_ns(ns->staging, &ns->d, &tmp);
 		ns->created = false;
 		ns->staging[0] = 0;
+		save_step(mig_dir, ns);
 		return 0;
 	}
-	r = bind_ns(ns->staging, ns->d.path, e);
-	if (r < 0)
-		return r;
+	/* recorded before it happens: a rollback removes what is at the path
+	 * only when it is a namespace (and the path did not exist before) */
 	ns->placed = true;
+	save_step(mig_dir, ns);
+	r = bind_ns(ns->staging, ns->d.path, e);
+	if (r < 0) {
+		ns->placed = false;
+		save_step(mig_dir, ns);
+		return r;
+	}
 	{
 		/* only the path in config.json names it from here on */
 		const char *name = ip_netns_name(ns->staging);
 		char *args[] = { "ip", "netns", "delete", (char *)name, NULL };
 		if (run_simple(args, "removing the staging name of the network namespace", &tmp) < 0)
 			log_warn("%s", tmp.msg);
-		ns->staging[0] = 0;
+		else
+			ns->staging[0] = 0;
 	}
+	/* a program that fails halfway is told to detach too */
+	ns->attached = true;
+	save_step(mig_dir, ns);
 	if (strcmp(cfg->net_attach, "bridge") == 0) {
 		for (int i = 0; i < ns->d.nif && r == 0; i++) {
 			char *args[] = { "ip", "link", "set", ns->host_if[i], "master", (char *)cfg->net_bridge, "up", NULL };
 			r = run_simple(args, "attaching the container's interface to the bridge", e);
 		}
 	} else {
-		/* a program that failed halfway is told to detach too */
-		ns->attached = true;
 		r = run_net_hook(cfg, cfg->net_attach, "attach", ns, container, NULL, e);
 	}
 	if (r < 0) {
 		error_host(e, cfg->name);
 		return r;
 	}
-	ns->attached = true;
 	return 0;
 }
 
@@ -1131,9 +1149,13 @@ void net_rollback(const struct config *cfg, struct net_state *ns, const char *co
 		log_warn("%s", e.msg);
 	error_clear(&e);
 	if (ns->created) {
-		const char *p = ns->placed ? ns->d.path : ns->staging;
-		if (p[0] && net_remove_ns(p, &ns->d, &e) < 0)
-			log_warn("cannot remove the network namespace %s made for the migration: %s", p, e.msg);
+		/* the one at the path (if cmt bound it there), then its staging
+		 * name (if still there: the interfaces went with the first) */
+		if (ns->placed && net_remove_ns(ns->d.path, &ns->d, &e) < 0)
+			log_warn("cannot remove the network namespace %s made for the migration: %s", ns->d.path, e.msg);
+		error_clear(&e);
+		if (ns->staging[0] && net_remove_ns(ns->staging, &ns->d, &e) < 0)
+			log_warn("cannot remove the network namespace %s made for the migration: %s", ns->staging, e.msg);
 	} else if (ns->locked && net_unlock(ns->d.path, &e) < 0) {
 		log_warn("%s", e.msg);
 	}

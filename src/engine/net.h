@@ -106,8 +106,11 @@ int net_prepare(const struct config *cfg, const struct net_desc *d, const char *
 		struct error *e);
 /* At RESTORE (the source is frozen and locked): a namespace a hook put at
  * the path meanwhile is taken (cmt's own goes); otherwise cmt's is bound
- * at the path and its host ends attached (bridge or net_attach program). */
-int net_place(const struct config *cfg, struct net_state *ns, const char *container, struct error *e);
+ * at the path and its host ends attached (bridge or net_attach program).
+ * Each step is recorded in <mig_dir>/net before it happens (mig_dir may be
+ * NULL). */
+int net_place(const struct config *cfg, struct net_state *ns, const char *container, const char *mig_dir,
+	      struct error *e);
 /* After COMMIT: unlock, announce, route hook.  Problems are warnings: the
  * migration stands; they go to the log and, when warn is not NULL, into
  * warn (for the source: DONE's message). */

@@ -230,6 +230,18 @@ is "$(veths h2)" "" "no veth of the container is left on h2 after the recovery"
 is "$(on h2 runc list -q)" "" "no container on h2 after the recovery"
 talks_on 100 "the client still talks to $ip (h1)"
 
+# the agent killed once the namespace is bound at the path and attached,
+# before the restore: the recovery removes that one too
+echo "agent before-restore kill" >"$LAB_DIR/h2/cmt/faults"
+migrate_from h1 "$ct" --to h2 --mode "$mode"
+is "$MIG_RC" 1 "a migration whose agent died before the restore fails (exit 1)"
+check "h2 has the namespace bound at $nspath before its recovery" on h2 test -e "$nspath"
+check "cmt recover on h2 (before-restore)" on h2 "$CMT" recover
+check "h2's namespace is removed by the recovery (before-restore)" on h2 test ! -e "$nspath"
+is "$(veths h2)" "" "no veth of the container is left on h2 (before-restore)"
+is "$(on h2 ls /run/netns | grep -c '^cmt-')" 0 "no staging namespace is left on h2 (before-restore)"
+talks_on 100 "the client still talks to $ip (h1) after that"
+
 # --- 6. h1 -> h2 through an attachment program and a route hook (h2's config) ----
 # (in pre-copy mode when this cmt has it)
 mode6=$mode
