@@ -45,7 +45,15 @@ is "$(on h1 "$CMT" recover)" "nothing to recover" "a second recover has nothing 
 # --- the per-workload lock ---------------------------------------------------
 on_bg h1 "$CMT" migrate ct1 --to h2 --rsh "$RSH" --remote-cmt "$CMT" --hook-pre-dump "sleep 3"
 first=$ON_BG_PID
-wait_until 10 sh -c "ls $LAB_DIR/h1/cmt/migrations/*/journal >/dev/null 2>&1 || grep -qs . $LAB_DIR/h1/cmt/locks/container-ct1.lock"
+# (held, not just there: the lock file of the killed migration above is
+# still there, with its content, and waiting for that raced the second one;
+# /proc/locks shows the hold without taking the lock, as a probe would)
+lock_held() {
+	local ino
+	ino=$(stat -c %i "$LAB_DIR/h1/cmt/locks/container-ct1.lock" 2>/dev/null) || return 1
+	grep -q " FLOCK .*:$ino " /proc/locks
+}
+wait_until 10 lock_held
 err=$(on h1 "$CMT" migrate ct1 --to h2 --rsh "$RSH" --remote-cmt "$CMT" 2>&1 >/dev/null)
 rc=$?
 is "$rc" 1 "a second migration of the same container is refused"
