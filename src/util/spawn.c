@@ -17,6 +17,20 @@
 
 extern char **environ;
 
+/* The end of every child: its directory, its environment, the program. */
+static _Noreturn void exec_as_told(char *const argv[], const struct run_opts *o)
+{
+	if (o && o->cwd && chdir(o->cwd) < 0)
+		_exit(127);
+	if (o && o->env_add)
+		for (char *const *kv = o->env_add; *kv; kv++)
+			putenv(*kv);
+	signal(SIGPIPE, SIG_DFL);
+	execvp(argv[0], argv);
+	dprintf(2, "cmt: cannot run %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
 static void child_exec(char *const argv[], const struct run_opts *o, int in, int out, int err)
 {
 	if (in >= 0 && dup2(in, 0) < 0)
@@ -27,15 +41,7 @@ static void child_exec(char *const argv[], const struct run_opts *o, int in, int
 		_exit(127);
 	/* Children must never inherit stray descriptors. */
 	close_range(3, ~0U, 0);
-	if (o && o->cwd && chdir(o->cwd) < 0)
-		_exit(127);
-	if (o && o->env_add)
-		for (char *const *kv = o->env_add; *kv; kv++)
-			putenv(*kv);
-	signal(SIGPIPE, SIG_DFL);
-	execvp(argv[0], argv);
-	dprintf(2, "cmt: cannot run %s: %s\n", argv[0], strerror(errno));
-	_exit(127);
+	exec_as_told(argv, o);
 }
 
 int wait_child(pid_t pid)
@@ -365,15 +371,7 @@ int spawn_bg(char *const argv[], const struct run_opts *o, int *ret_status_fd, p
 			}
 		}
 		close_range(st[1] >= 0 ? 4 : 3, ~0U, 0);
-		if (o && o->cwd && chdir(o->cwd) < 0)
-			_exit(127);
-		if (o && o->env_add)
-			for (char *const *kv = o->env_add; *kv; kv++)
-				putenv(*kv);
-		signal(SIGPIPE, SIG_DFL);
-		execvp(argv[0], argv);
-		dprintf(2, "cmt: cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
+		exec_as_told(argv, o);
 	}
 	setpgid(pid, pid); /* both sides: no race with a kill of the group */
 	close(in);
