@@ -674,6 +674,14 @@ int net_unlock(const char *path, struct error *e)
 
 /* --- gratuitous ARP -------------------------------------------------------------- */
 
+/* The index (in the namespace joined) and the MAC of an interface of the
+ * description; false when either cannot be had. */
+static bool if_index_mac(const struct net_if *f, unsigned *ret_index, unsigned mac[6])
+{
+	*ret_index = if_nametoindex(f->name);
+	return *ret_index && sscanf(f->mac, "%x:%x:%x:%x:%x:%x", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4], &mac[5]) == 6;
+}
+
 /* In a child that joins the namespace: one broadcast ARP request per IPv4
  * address, sender = target = the address (a gratuitous ARP), and one reply. */
 static int garp_child(const char *path, const struct net_desc *d)
@@ -688,9 +696,8 @@ static int garp_child(const char *path, const struct net_desc *d)
 		return 3;
 	for (int i = 0; i < d->nif; i++) {
 		const struct net_if *f = &d->ifs[i];
-		unsigned mac[6];
-		unsigned ifindex = if_nametoindex(f->name);
-		if (!ifindex || sscanf(f->mac, "%x:%x:%x:%x:%x:%x", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4], &mac[5]) != 6)
+		unsigned mac[6], ifindex;
+		if (!if_index_mac(f, &ifindex, mac))
 			continue;
 		for (int k = 0; k < f->naddr; k++) {
 			struct in_addr ip;
@@ -723,9 +730,8 @@ static int garp_child(const char *path, const struct net_desc *d)
 	int s6 = -1;
 	for (int i = 0; i < d->nif; i++) {
 		const struct net_if *f = &d->ifs[i];
-		unsigned mac[6];
-		unsigned ifindex = if_nametoindex(f->name);
-		if (!ifindex || sscanf(f->mac, "%x:%x:%x:%x:%x:%x", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4], &mac[5]) != 6)
+		unsigned mac[6], ifindex;
+		if (!if_index_mac(f, &ifindex, mac))
 			continue;
 		for (int k = 0; k < f->naddr; k++) {
 			struct in6_addr a6;
