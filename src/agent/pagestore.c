@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -313,7 +314,14 @@ int pagestore_recv(struct proto_conn *c, const struct frame *begin, struct pages
 
 	*ret_reported = false;
 	if (ps->fd < 0) {
-		ps->fd = open(ps->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+		/* in memory (a memfd): temporary data that no disk needs to see
+		 * (on a disk its writeback throttles the dump and the image
+		 * builds while the workload is frozen), and that disappears with
+		 * the agent whatever happens; a file only where memfds are not
+		 * available */
+		ps->fd = memfd_create("cmt-pagestore", MFD_CLOEXEC);
+		if (ps->fd < 0)
+			ps->fd = open(ps->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (ps->fd < 0) {
 			r = error_errno(e, errno, "cannot create the page store %s", ps->path);
 			if (drain(c, begin->chan) == -ECANCELED)

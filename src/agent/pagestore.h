@@ -1,8 +1,9 @@
 /* The destination's page store and the rebuilding of CRIU page images
  * (the receiving half of transport/pages.h).
  *
- * The store is one file per migration (<migration>/pagestore): every page a
- * pre-copy round sent, appended in order, so page i is at offset i * 4096.
+ * The store is one memfd per migration (a file, <migration>/pagestore, only
+ * where memfds are not available): every page a pre-copy round sent,
+ * appended in order, so page i is at offset i * 4096.
  * A page image stream then writes images/pages-N.img from new pages, runs
  * of store pages and zero pages (holes), and is verified against the size
  * and XXH3-64 of the source's file. */
