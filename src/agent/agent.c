@@ -137,7 +137,7 @@ static void rollback(struct session *s)
 		log_warn("cannot record the outcome of migration %s: %s", s->mig_id, tmp.msg);
 	error_clear(&tmp);
 	/* the images and pre-copied pages go; the logs stay for the post-mortem */
-	rm_rf(s->rq.images_dir, &tmp);
+	mem_dir_drop(s->rq.images_dir);
 	pagestore_close(&s->ps);
 	{
 		char jp[PATH_MAX + 16];
@@ -152,6 +152,7 @@ static void finish(struct session *s)
 	struct error tmp = { 0 };
 
 	pagestore_close(&s->ps);
+	mem_dir_drop(s->rq.images_dir);
 	rm_rf(s->mig_dir, &tmp);
 	s->prepared = false;
 }
@@ -214,12 +215,12 @@ static int on_prepare(struct session *s, struct msg *m, struct error *e)
 	snprintf(s->rq.id, sizeof(s->rq.id), "%s", wl);
 	snprintf(s->rq.images_dir, sizeof(s->rq.images_dir), "%s/images", s->mig_dir);
 	snprintf(s->rq.work_dir, sizeof(s->rq.work_dir), "%s/work", s->mig_dir);
-	if ((r = mkdir_p(s->rq.images_dir, 0700, e)) < 0 || (r = mkdir_p(s->rq.work_dir, 0700, e)) < 0)
+	if ((r = mkdir_p(s->rq.work_dir, 0700, e)) < 0 || (r = mem_dir_make(s->rq.images_dir, s->c->cfg.images_tmpfs, e)) < 0)
 		return r;
 	{
 		char sp[PATH_MAX + 16];
 		snprintf(sp, sizeof(sp), "%s/pagestore", s->mig_dir);
-		pagestore_init(&s->ps, sp);
+		pagestore_init(&s->ps, sp, s->rq.images_dir);
 	}
 	if (s->drv->kind == KIND_RUNC) {
 		snprintf(s->rq.bundle, sizeof(s->rq.bundle), "%s/bundles/%s", s->c->cfg.root, wl);
@@ -729,9 +730,8 @@ static int on_commit(struct session *s, struct error *e)
 	error_clear(e);
 	r = lazy_daemon_wait(&s->rq, &s->conn, s->lease_ms, e);
 	if (r < 0) {
-		struct error tmp = { 0 };
 		log_warn("%s", e->msg);
-		rm_rf(s->rq.images_dir, &tmp); /* the logs stay */
+		mem_dir_drop(s->rq.images_dir); /* the logs stay */
 		char jp[PATH_MAX + 16];
 		snprintf(jp, sizeof(jp), "%s/journal", s->mig_dir);
 		unlink(jp); /* resumed already: nothing for recovery to do */
@@ -1000,7 +1000,7 @@ int agent_serve_stdio(struct ctx *c)
 {
 	struct session s = { .c = c, .lock = -1 };
 
-	pagestore_init(&s.ps, ""); /* named by PREPARE */
+	pagestore_init(&s.ps, "", ""); /* named by PREPARE */
 	struct error e = { 0 };
 	int rfd, wfd, null, rc;
 

@@ -17,7 +17,7 @@
 #define COPY_CHUNK_PAGES 256u
 
 
-void pagestore_init(struct pagestore *ps, const char *path)
+void pagestore_init(struct pagestore *ps, const char *path, const char *spare_dir)
 {
 	ps->fd = -1;
 	ps->pages = 0;
@@ -26,7 +26,7 @@ void pagestore_init(struct pagestore *ps, const char *path)
 	ps->spare_fd = -1;
 	ps->spare_bytes = 0;
 	snprintf(ps->path, sizeof(ps->path), "%s", path);
-	snprintf(ps->spare_path, sizeof(ps->spare_path), "%s%s", path, path[0] ? ".spare" : "");
+	snprintf(ps->spare_path, sizeof(ps->spare_path), "%s%s", spare_dir, spare_dir[0] ? "/.cmt-spare" : "");
 }
 
 void pagestore_close(struct pagestore *ps)
@@ -36,10 +36,10 @@ void pagestore_close(struct pagestore *ps)
 	if (ps->spare_fd >= 0)
 		close(ps->spare_fd);
 	ps->fd = ps->spare_fd = -1;
-	if (ps->path[0]) {
+	if (ps->path[0])
 		unlink(ps->path);
+	if (ps->spare_path[0])
 		unlink(ps->spare_path);
-	}
 	free(ps->dig);
 	ps->dig = NULL;
 	ps->dig_cap = 0;
@@ -71,6 +71,12 @@ static int write_all(int fd, const uint8_t *p, size_t n, struct error *e, const 
 		ssize_t k = write(fd, p, n);
 		if (k < 0 && errno == EINTR)
 			continue;
+		if (k < 0 && errno == ENOSPC) {
+			error_errno(e, errno, "cannot write %s", what);
+			error_hint(e, "the images directory is full (a tmpfs in memory unless the config says "
+				      "images_tmpfs = no): free memory or disk there, raise images_tmpfs, or choose another host");
+			return -ENOSPC;
+		}
 		if (k < 0)
 			return error_errno(e, errno, "cannot write %s", what);
 		p += k;

@@ -29,7 +29,9 @@ struct pagestore {
 	char spare_path[4208];
 };
 
-void pagestore_init(struct pagestore *ps, const char *path);
+/* path: the store's file where memfds are not available; spare_dir: where
+ * the spare goes (the images directory: the spare becomes an image there). */
+void pagestore_init(struct pagestore *ps, const char *path, const char *spare_dir);
 /* Closes the store and removes its files (store and spare). */
 void pagestore_close(struct pagestore *ps);
 /* Grows the spare to the store's size (after a pre-copy round; failures

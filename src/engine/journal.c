@@ -168,6 +168,11 @@ static void prune_old(const char *root, const char *sub, bool (*keep)(const char
 		if (lstat(path, &st) < 0 || st.st_mtime >= limit || (keep && keep(path)))
 			continue;
 		struct error e = { 0 };
+		{
+			char im[PATH_MAX + 320];
+			snprintf(im, sizeof(im), "%s/images", path);
+			mem_dir_drop(im); /* a tmpfs a crash left mounted */
+		}
 		rm_rf(path, &e);
 	}
 	closedir(d);
@@ -360,14 +365,11 @@ static int recover_one(struct ctx *c, const char *mig_dir, const char *id, bool 
 		break;
 	}
 	}
-	struct error tmp = { 0 };
 	char images[PATH_MAX + 24];
 	snprintf(images, sizeof(images), "%s/images", mig_dir);
-	rm_rf(images, &tmp);
+	mem_dir_drop(images);
 	/* pre-copied pages (agent/pagestore.h): as large as the workload */
 	snprintf(images, sizeof(images), "%s/pagestore", mig_dir);
-	unlink(images);
-	snprintf(images, sizeof(images), "%s/pagestore.spare", mig_dir);
 	unlink(images);
 	unlink(j.path);
 	return 1;

@@ -146,8 +146,7 @@ static int send_restore(struct peer *p, const struct workload *w, uint32_t lease
 		/* while the destination restores: the images were verified there,
 		 * a rollback only thaws the frozen workload, and they hold its
 		 * memory */
-		struct error tmp = { 0 };
-		rm_rf(images, &tmp);
+		mem_dir_drop(images);
 		r = proto_recv_msg(&p->conn, MSG_RESTORED, &m, e);
 	}
 	p->conn.timeout_ms = (int)lease_ms;
@@ -450,8 +449,10 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	snprintf(mig_dir, sizeof(mig_dir), "%s/migrations/%s", c->cfg.root, st->migration_id);
 	snprintf(images, sizeof(images), "%s/images", mig_dir);
 	snprintf(work, sizeof(work), "%s/work", mig_dir);
-	if ((r = mkdir_p(images, 0700, e)) < 0 || (r = mkdir_p(work, 0700, e)) < 0)
+	if ((r = mkdir_p(work, 0700, e)) < 0 || (r = mem_dir_make(images, c->cfg.images_tmpfs, e)) < 0)
 		goto fail_early;
+	if (r == 1)
+		log_debug("the images stay on %s's disk (no tmpfs could be mounted there)", images);
 
 	log_info("migrating %s from %s to %s (mode %s, migration %s)", w.label, c->cfg.name, o->to, o->mode,
 		 st->migration_id);
@@ -801,6 +802,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	}
 	{
 		struct error tmp = { 0 };
+		mem_dir_drop(images);
 		rm_rf(mig_dir, &tmp);
 	}
 	st->result = "ok";
@@ -853,7 +855,7 @@ fail:
 		 * the container's log, which its monitor goes on writing) */
 		struct error tmp = { 0 };
 		char ld[PATH_MAX + 16];
-		rm_rf(images, &tmp);
+		mem_dir_drop(images);
 		snprintf(ld, sizeof(ld), "%s/log", mig_dir);
 		rm_rf(ld, &tmp);
 		snprintf(ld, sizeof(ld), "%s/log-pre", mig_dir);
@@ -882,6 +884,7 @@ fail_nohook:
 	abort_migration(c, drv, &w, &p, true, st, e);
 	{
 		struct error tmp = { 0 };
+		mem_dir_drop(images);
 		rm_rf(mig_dir, &tmp); /* nothing happened yet: nothing to keep */
 	}
 out:

@@ -1,6 +1,7 @@
 #include "util/config.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,18 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 
+/* yes, no, or a tmpfs size: digits with an optional k/m/g or %. */
+static bool images_tmpfs_valid(const char *v)
+{
+	size_t n = strspn(v, "0123456789");
+
+	if (!strcmp(v, "yes") || !strcmp(v, "no"))
+		return true;
+	if (n == 0 || v[0] == '0' || n > 12)
+		return false;
+	return !v[n] || (strchr("kmgKMG%", v[n]) && !v[n + 1]);
+}
+
 void config_defaults(struct config *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -17,6 +30,7 @@ void config_defaults(struct config *c)
 	snprintf(c->runc_root, sizeof(c->runc_root), "/run/runc");
 	snprintf(c->net_attach, sizeof(c->net_attach), "bridge");
 	snprintf(c->net_bridge, sizeof(c->net_bridge), "cmt0");
+	snprintf(c->images_tmpfs, sizeof(c->images_tmpfs), "yes");
 	if (gethostname(c->name, sizeof(c->name) - 1) < 0)
 		snprintf(c->name, sizeof(c->name), "localhost");
 }
@@ -90,6 +104,11 @@ int config_parse(struct config *c, const char *text, const char *origin, struct 
 			r = set_str(c->net_bridge, sizeof(c->net_bridge), val, key, origin, line, e);
 			if (r == 0 && (!val[0] || strpbrk(val, "/ \t")))
 				return error_set(e, EINVAL, "%s:%d: net_bridge must be an interface name", origin, line);
+		} else if (!strcmp(key, "images_tmpfs")) {
+			r = set_str(c->images_tmpfs, sizeof(c->images_tmpfs), val, key, origin, line, e);
+			if (r == 0 && !images_tmpfs_valid(val))
+				r = error_set(e, EINVAL, "%s:%d: images_tmpfs '%s': use yes, no, or a size such as 512m, 2g or 25%%",
+					      origin, line, val);
 		} else if (!strcmp(key, "net_route_hook")) {
 			r = set_str(c->net_route_hook, sizeof(c->net_route_hook), val, key, origin, line, e);
 			if (r == 0 && val[0] && val[0] != '/')
@@ -97,7 +116,7 @@ int config_parse(struct config *c, const char *text, const char *origin, struct 
 		} else
 			return error_set(e, EINVAL,
 					 "%s:%d: unknown key '%s' (known: criu, runc, runc_root, name, cgroup_parent, net_attach, "
-					 "net_bridge, net_route_hook)",
+					 "net_bridge, net_route_hook, images_tmpfs)",
 					 origin, line, key);
 		if (r < 0)
 			return r;

@@ -17,6 +17,7 @@ struct config {
 	char net_attach[PATH_MAX];    /* "bridge" (default) or an executable: `PROG attach|detach` */
 	char net_bridge[16];          /* the bridge of net_attach = bridge (default cmt0) */
 	char net_route_hook[PATH_MAX]; /* executable run as `PROG route` after a container arrived, "" = none */
+	char images_tmpfs[32];        /* CRIU's images in memory: "yes" (default), "no", or the tmpfs's size (512m, 2g, 25%) */
 };
 
 void config_defaults(struct config *c);

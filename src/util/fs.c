@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include "util/cleanup.h"
@@ -217,4 +218,53 @@ bool name_is_safe(const char *s, size_t max)
 		      *p == '_' || *p == '-'))
 			return false;
 	return true;
+}
+
+/* Whether path is the mount point of a mount whose source is 'source'. */
+static bool path_is_mount_of(const char *path, const char *source)
+{
+	char real[PATH_MAX], line[4096];
+	bool found = false;
+	FILE *f;
+
+	if (!realpath(path, real) || !(f = fopen("/proc/self/mountinfo", "re")))
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char mp[PATH_MAX], src[256];
+		const char *dash = strstr(line, " - ");
+		/* id parent major:minor root mountpoint ... - fstype source options */
+		if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 || sscanf(dash + 3, "%*s %255s", src) != 1)
+			continue;
+		found = !strcmp(mp, real) && !strcmp(src, source);
+	}
+	fclose(f);
+	return found;
+}
+
+int mem_dir_make(const char *path, const char *policy, struct error *e)
+{
+	char opts[64] = "mode=0700";
+	int r = mkdir_p(path, 0700, e);
+
+	if (r < 0)
+		return r;
+	if (policy && !strcmp(policy, "no"))
+		return 1;
+	if (policy && strcmp(policy, "yes") != 0)
+		snprintf(opts, sizeof(opts), "mode=0700,size=%s", policy);
+	if (mount("cmt-images", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) == 0)
+		return 0;
+	return 1;
+}
+
+void mem_dir_drop(const char *path)
+{
+	struct error tmp = { 0 };
+
+	if (!path_exists(path))
+		return;
+	/* our own tmpfs only (its source name), never something else mounted there */
+	if (path_is_mount_of(path, "cmt-images"))
+		umount2(path, MNT_DETACH);
+	rm_rf(path, &tmp);
 }

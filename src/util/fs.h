@@ -27,6 +27,16 @@ int path_join(char *buf, size_t n, const char *a, const char *b);
  * something after it, and no ".." component (no symlinks are resolved: for
  * paths cmt itself built under its state root, read back from disk). */
 bool path_is_under(const char *path, const char *dir);
+/* A directory for temporary migration data (CRIU's images): created, then
+ * a private tmpfs mounted over it, so that the images live in memory as they
+ * are written and read while the workload is frozen, and never go through a
+ * disk's writeback.  policy (config images_tmpfs): "yes", "no" (a plain
+ * directory), or the tmpfs's size ("512m", "25%").  Where mounting is
+ * refused it stays a plain directory (returns 1; 0 when in memory). */
+int mem_dir_make(const char *path, const char *policy, struct error *e);
+/* Unmounts (lazily: open files keep working) and removes such a directory;
+ * harmless on a plain one or none. */
+void mem_dir_drop(const char *path);
 /* A name safe as one file name from anywhere (a peer, a journal, the
  * command line): 1..max of [A-Za-z0-9._-], not starting with '.' or '-'. */
 bool name_is_safe(const char *s, size_t max);

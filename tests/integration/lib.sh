@@ -425,9 +425,13 @@ runc_pid() { on "$1" runc state "$2" 2>/dev/null | sed -n 's/^ *"pid": \([0-9]*\
 
 marker_pids() { on "$1" pgrep -f "$2" | tr '\n' ' ' | sed 's/ $//'; }
 
-# what is left of migrations under a host's state root: image directories only
-# (a failed run keeps its CRIU logs, but images must always go)
-images_left() { find "$LAB_DIR/$1/cmt/migrations" \( -name images -o -name 'pagestore*' \) 2>/dev/null; }
+# what is left of migrations under a host's state root: image directories,
+# page stores and the images' tmpfs mounts (a failed run keeps its CRIU logs,
+# but images must always go)
+images_left() {
+	find "$LAB_DIR/$1/cmt/migrations" \( -name images -o -name 'pagestore*' \) 2>/dev/null
+	on "$1" grep ' cmt-images ' /proc/self/mountinfo 2>/dev/null # the images' tmpfs
+}
 
 # seq_intact FILE: FILE holds the numbers 1, 2, 3, ... one a line, none
 # missing or repeated (a workload appending its counter across a migration)

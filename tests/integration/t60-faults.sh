@@ -18,7 +18,7 @@
 #
 # The table below is the one in README.md ("Fault injection"); each row:
 #   NAME  MODE  SIDE  POINT  ACTION  ARG  RC  RUNS_ON  MESSAGE (regex)
-# SIDE/POINT/ACTION: see src/util/fault.h; "disk" and "runc" are special.
+# SIDE/POINT/ACTION: see src/util/fault.h; "disk", "memory" and "runc" are special.
 # RC is cmt migrate's exit status (137: killed); RUNS_ON where the workload
 # must run in the end.
 set -u
@@ -42,6 +42,7 @@ SCENARIOS=(
 	"source-killed-committing  cold source after-commit-sent kill    -    137 h2 -"
 	"source-killed-destroying  cold source before-destroy    kill    -    137 h2 -"
 	"disk-full                 cold disk   -                 -       -    1   h1 (space|ENOSPC|No space)"
+	"images-memory-full        cold memory -                 -       -    1   h1 (space|ENOSPC|No space)"
 	"restore-fails             cold runc   -                 -       -    1   h1 restore"
 	"corrupted-stream          cold source mid-stream        corrupt -    1   h1 (hash|XXH3|corrupt|damaged|mismatch)"
 	"corrupted-images          cold source mid-stream@frozen corrupt -    1   h1 (hash|XXH3|corrupt|damaged|mismatch)"
@@ -120,7 +121,17 @@ for row in "${SCENARIOS[@]}"; do
 	case $side in
 	source) echo "source $point $action ${arg/-/}" >"$LAB_DIR/h1/cmt/faults" ;;
 	agent) echo "agent $point $action ${arg/-/}" >"$LAB_DIR/h2/cmt/faults" ;;
-	disk) on h2 mount -t tmpfs -o size=2m "cmt-t60-$LAB_NAME" /var/lib/cmt/migrations || bail "cannot mount the small tmpfs" ;;
+	disk)
+		# the images on the (full) disk, not in memory
+		restore=$(cat "$LAB_DIR/h2/cmt/config")
+		echo "images_tmpfs = no" >>"$LAB_DIR/h2/cmt/config"
+		on h2 mount -t tmpfs -o size=2m "cmt-t60-$LAB_NAME" /var/lib/cmt/migrations || bail "cannot mount the small tmpfs"
+		;;
+	memory)
+		# the images' tmpfs on the destination too small for them
+		restore=$(cat "$LAB_DIR/h2/cmt/config")
+		echo "images_tmpfs = 2m" >>"$LAB_DIR/h2/cmt/config"
+		;;
 	runc)
 		printf '#!/bin/sh\nfor a in "$@"; do [ "$a" = restore ] && { echo %s >&2; exit 1; }; done\nexec %s "$@"\n' \
 			"'time=\"x\" level=error msg=\"injected restore failure\"'" "$(command -v runc)" >"$work/runc-fail"

@@ -197,5 +197,15 @@ int main(void)
 	test_comments();
 	test_errors();
 	test_load();
+	/* images_tmpfs */
+	config_defaults(&c);
+	is_str(c.images_tmpfs, "yes", "images in memory by default");
+	ok(parse(&c, "images_tmpfs = 512m\n", &e) == 0 && !strcmp(c.images_tmpfs, "512m"), "images_tmpfs = 512m");
+	ok(parse(&c, "images_tmpfs = 25%\n", &e) == 0 && !strcmp(c.images_tmpfs, "25%"), "images_tmpfs = 25%%");
+	ok(parse(&c, "images_tmpfs = no\n", &e) == 0 && !strcmp(c.images_tmpfs, "no"), "images_tmpfs = no");
+	ok(parse(&c, "images_tmpfs = 2x\n", &e) == -EINVAL && strstr(e.msg, "'2x'") && strstr(e.msg, ":1:"),
+	   "a bad size is refused, quoted with its line: %s", e.msg);
+	ok(parse(&c, "images_tmpfs = 0\n", &e) == -EINVAL, "size 0 is refused");
+	ok(parse(&c, "images_tmpfs = 1g,nr_inodes=1\n", &e) == -EINVAL, "no extra mount options can slip in");
 	return done_testing();
 }

@@ -242,7 +242,7 @@ static void test_roundtrip(void)
 
 	ok(mkdtemp(dir) != NULL, "a temp dir");
 	snprintf(store, sizeof(store), "%s/pagestore", dir);
-	pagestore_init(&ps, store);
+	pagestore_init(&ps, store, dir);
 
 	/* two pre-copy rounds */
 	uint32_t r1[300], r2[5] = { 1000, 1001, 1002, 7, 1003 };
@@ -439,7 +439,7 @@ static void test_images_send(void)
 
 	ok(mkdtemp(src) && mkdtemp(dst), "temp dirs");
 	snprintf(store, sizeof(store), "%s/store", dst);
-	pagestore_init(&ps, store);
+	pagestore_init(&ps, store, dst);
 	/* a store of pages 0..99 (as pre-copy would leave it) */
 	uint32_t seeds[100];
 	for (int i = 0; i < 100; i++)
