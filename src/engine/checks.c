@@ -128,24 +128,34 @@ void checks_evaluate(const struct facts *src, const struct facts *dst, const str
 				  facts_get(dst, "runc_version"), dh);
 	}
 	if (w && pc) {
-		long long need = pc->rss_kib + pc->rss_kib / 4; /* the workload plus a margin */
+		/* with its images in memory (images_tmpfs), the destination holds
+		 * them too while the workload is restored: twice its memory */
+		bool inmem = facts_num(dst, "images_in_memory", 0) > 0;
+		long long least = pc->rss_kib * (inmem ? 2 : 1);
+		long long need = least + pc->rss_kib / 4; /* plus a margin */
 		long long avail = facts_num(dst, "mem_available_kib", -1);
+		const char *also = inmem ? " (and its images as much again in memory while it moves)" : "";
 		l->need_kib = need;
 		if (avail < 0)
 			check_add(l, "memory", CHECK_WARN, NULL, "cannot tell how much memory %s has free", dh);
-		else if (avail < pc->rss_kib)
-			check_add(l, "memory", CHECK_FAIL, "free memory on the destination or choose another host (`cmt hosts`)",
-				  "%s has %s available, the workload holds %s", dh, human_kib(avail, b1, sizeof(b1)),
-				  human_kib(pc->rss_kib, b2, sizeof(b2)));
+		else if (avail < least)
+			check_add(l, "memory", CHECK_FAIL,
+				  inmem ? "free memory on the destination, choose another host (`cmt hosts`), or keep the "
+					  "images on its disk there (images_tmpfs = no in its config)"
+					: "free memory on the destination or choose another host (`cmt hosts`)",
+				  "%s has %s available, the workload holds %s%s", dh, human_kib(avail, b1, sizeof(b1)),
+				  human_kib(pc->rss_kib, b2, sizeof(b2)), also);
 		else if (avail < need)
 			check_add(l, "memory", CHECK_WARN, "the destination will be short of memory after the move",
-				  "%s has %s available, the workload holds %s", dh, human_kib(avail, b1, sizeof(b1)),
-				  human_kib(pc->rss_kib, b2, sizeof(b2)));
+				  "%s has %s available, the workload holds %s%s", dh, human_kib(avail, b1, sizeof(b1)),
+				  human_kib(pc->rss_kib, b2, sizeof(b2)), also);
 		else
-			check_add(l, "memory", CHECK_PASS, NULL, "%s has %s available, the workload holds %s", dh,
-				  human_kib(avail, b1, sizeof(b1)), human_kib(pc->rss_kib, b2, sizeof(b2)));
+			check_add(l, "memory", CHECK_PASS, NULL, "%s has %s available, the workload holds %s%s", dh,
+				  human_kib(avail, b1, sizeof(b1)), human_kib(pc->rss_kib, b2, sizeof(b2)), also);
 		long long disk = facts_num(dst, "disk_free_bytes", -1) / 1024;
-		if (disk >= 0 && disk < pc->rss_kib)
+		if (inmem)
+			check_add(l, "disk", CHECK_PASS, NULL, "%s keeps the images in memory (images_tmpfs)", dh);
+		else if (disk >= 0 && disk < pc->rss_kib)
 			check_add(l, "disk", CHECK_FAIL, "free space in the destination's state root (/var/lib/cmt)",
 				  "%s has %s free for images, they need about %s", dh, human_kib(disk, b1, sizeof(b1)),
 				  human_kib(pc->rss_kib, b2, sizeof(b2)));

@@ -170,6 +170,8 @@ void facts_gather(struct ctx *c, struct facts *f)
 		facts_set(f, "load1_x100", "%d", (int)(load[0] * 100));
 	facts_set(f, "mem_total_kib", "%lld", meminfo_kib("MemTotal"));
 	facts_set(f, "mem_available_kib", "%lld", meminfo_kib("MemAvailable"));
+	/* CRIU's images in a tmpfs while a migration runs (config images_tmpfs) */
+	facts_set(f, "images_in_memory", "%d", strcmp(c->cfg.images_tmpfs, "no") != 0);
 	mkdir_p(c->cfg.root, 0755, &e);
 	error_clear(&e);
 	if (statvfs(c->cfg.root, &sv) == 0)

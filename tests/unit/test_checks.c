@@ -118,6 +118,21 @@ int main(void)
 	checks_evaluate(&src, &dst, &w, &pc, "cold", &l);
 	k = find(&l, "memory");
 	ok(k && k->status == CHECK_WARN, "tight memory warns");
+	facts_set(&dst, "images_in_memory", "1");
+	memset(&l, 0, sizeof(l));
+	checks_evaluate(&src, &dst, &w, &pc, "cold", &l);
+	k = find(&l, "memory");
+	ok(k && k->status == CHECK_FAIL && strstr(k->detail, "images") && strstr(k->hint, "images_tmpfs = no"),
+	   "the same memory fails when the images take as much again in memory there: %s / %s", k ? k->detail : "",
+	   k ? k->hint : "");
+	k = find(&l, "disk");
+	ok(k && k->status == CHECK_PASS && strstr(k->detail, "in memory"), "and the disk does not matter then");
+	facts_set(&dst, "mem_available_kib", "%d", 8 * 1024 * 1024);
+	memset(&l, 0, sizeof(l));
+	checks_evaluate(&src, &dst, &w, &pc, "cold", &l);
+	k = find(&l, "memory");
+	ok(k && k->status == CHECK_PASS, "8 GiB is plenty for both");
+	facts_set(&dst, "images_in_memory", "0");
 
 	healthy(&dst, "h2");
 	facts_set(&dst, "disk_free_bytes", "%d", 1 << 20);
