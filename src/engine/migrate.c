@@ -449,10 +449,13 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	snprintf(mig_dir, sizeof(mig_dir), "%s/migrations/%s", c->cfg.root, st->migration_id);
 	snprintf(images, sizeof(images), "%s/images", mig_dir);
 	snprintf(work, sizeof(work), "%s/work", mig_dir);
-	if ((r = mkdir_p(work, 0700, e)) < 0 || (r = mem_dir_make(images, c->cfg.images_tmpfs, e)) < 0)
+	/* The dump goes to the state root's disk: CRIU writes it fastest
+	 * there, it is read once while frozen and dropped as soon as the
+	 * destination has verified it.  (The destination keeps what it
+	 * receives in memory: images_tmpfs, see "Where the images and pages
+	 * live" in doc/design.md.) */
+	if ((r = mkdir_p(work, 0700, e)) < 0 || (r = mkdir_p(images, 0700, e)) < 0)
 		goto fail_early;
-	if (r == 1)
-		log_debug("the images stay on %s's disk (no tmpfs could be mounted there)", images);
 
 	log_info("migrating %s from %s to %s (mode %s, migration %s)", w.label, c->cfg.name, o->to, o->mode,
 		 st->migration_id);
