@@ -190,14 +190,11 @@ static void test_load(void)
 	rmdir(dir);
 }
 
-int main(void)
+static void test_images_tmpfs(void)
 {
-	test_defaults();
-	test_keys();
-	test_comments();
-	test_errors();
-	test_load();
-	/* images_tmpfs */
+	struct config c;
+	struct error e = { 0 };
+
 	config_defaults(&c);
 	is_str(c.images_tmpfs, "yes", "images in memory by default");
 	ok(parse(&c, "images_tmpfs = 512m\n", &e) == 0 && !strcmp(c.images_tmpfs, "512m"), "images_tmpfs = 512m");
@@ -207,5 +204,15 @@ int main(void)
 	   "a bad size is refused, quoted with its line: %s", e.msg);
 	ok(parse(&c, "images_tmpfs = 0\n", &e) == -EINVAL, "size 0 is refused");
 	ok(parse(&c, "images_tmpfs = 1g,nr_inodes=1\n", &e) == -EINVAL, "no extra mount options can slip in");
+}
+
+int main(void)
+{
+	test_defaults();
+	test_keys();
+	test_comments();
+	test_errors();
+	test_load();
+	test_images_tmpfs();
 	return done_testing();
 }
