@@ -195,9 +195,10 @@ out:
 	return r;
 }
 
-static int pid_dump(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, struct error *e)
+/* How a tree is dumped: from cmt's freezer cgroup, left there (frozen). */
+static struct criu_tree_opts dump_opts(const struct workload *w, const char *images_dir, const char *work_dir)
 {
-	struct criu_tree_opts o = {
+	return (struct criu_tree_opts){
 		.images_dir = images_dir,
 		.work_dir = work_dir,
 		.freeze_cgroup = w->freeze_cg,
@@ -206,6 +207,11 @@ static int pid_dump(struct ctx *c, struct workload *w, const char *images_dir, c
 		.tcp_established = w->tcp_established,
 		.ready_fd = -1,
 	};
+}
+
+static int pid_dump(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, struct error *e)
+{
+	struct criu_tree_opts o = dump_opts(w, images_dir, work_dir);
 	int r = ctx_need_criu(c, e);
 
 	if (r < 0)
@@ -245,16 +251,9 @@ static int pid_dump_lazy(struct ctx *c, struct workload *w, const char *images_d
 	}
 	if (pid == 0) {
 		struct error ce = { 0 };
-		struct criu_tree_opts o = {
-			.images_dir = images_dir,
-			.work_dir = work_dir,
-			.freeze_cgroup = w->freeze_cg,
-			.shell_job = w->shell_job,
-			.leave_running = true,
-			.tcp_established = w->tcp_established,
-			.config_file = conf,
-			.ready_fd = fds[1],
-		};
+		struct criu_tree_opts o = dump_opts(w, images_dir, work_dir);
+		o.config_file = conf; /* lazy mode, the page server on loopback */
+		o.ready_fd = fds[1];
 		setpgid(0, 0);
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (null >= 0) {
