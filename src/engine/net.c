@@ -682,8 +682,52 @@ static bool if_index_mac(const struct net_if *f, unsigned *ret_index, unsigned m
 	return *ret_index && sscanf(f->mac, "%x:%x:%x:%x:%x:%x", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4], &mac[5]) == 6;
 }
 
-/* In a child that joins the namespace: one broadcast ARP request per IPv4
- * address, sender = target = the address (a gratuitous ARP), and one reply. */
+/* A gratuitous ARP request and reply for ip (sender = target = ip, from
+ * mac, broadcast); returns how many went out. */
+static int send_garp(int s, unsigned ifindex, const unsigned mac[6], const struct in_addr *ip)
+{
+	int sent = 0;
+
+	for (int op = 1; op <= 2; op++) {
+		uint8_t pkt[28];
+		struct sockaddr_ll to = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ARP),
+					  .sll_ifindex = (int)ifindex, .sll_halen = 6 };
+		memset(to.sll_addr, 0xff, 6);
+		pkt[0] = 0, pkt[1] = 1;       /* ethernet */
+		pkt[2] = 0x08, pkt[3] = 0x00; /* IPv4 */
+		pkt[4] = 6, pkt[5] = 4;
+		pkt[6] = 0, pkt[7] = (uint8_t)op;
+		for (int b = 0; b < 6; b++)
+			pkt[8 + b] = (uint8_t)mac[b];
+		memcpy(pkt + 14, ip, 4);
+		for (int b = 0; b < 6; b++)
+			pkt[18 + b] = op == 2 ? (uint8_t)mac[b] : 0;
+		memcpy(pkt + 24, ip, 4);
+		if (sendto(s, pkt, sizeof(pkt), 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)sizeof(pkt))
+			sent++;
+	}
+	return sent;
+}
+
+/* An unsolicited neighbour advertisement (override) of a6 to all nodes,
+ * with mac as the target link-layer address; 1 when it went out. */
+static int send_na(int s6, unsigned ifindex, const unsigned mac[6], const struct in6_addr *a6)
+{
+	uint8_t na[32] = { 136, 0 };        /* type NA, code 0, checksum by the kernel */
+	struct sockaddr_in6 to = { .sin6_family = AF_INET6, .sin6_scope_id = ifindex };
+
+	setsockopt(s6, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifindex, sizeof(ifindex));
+	na[4] = 0x20;                       /* flags: override */
+	memcpy(na + 8, a6, 16);             /* target */
+	na[24] = 2, na[25] = 1;             /* option: target link-layer address, 8 bytes */
+	for (int b = 0; b < 6; b++)
+		na[26 + b] = (uint8_t)mac[b];
+	inet_pton(AF_INET6, "ff02::1", &to.sin6_addr);
+	return sendto(s6, na, sizeof(na), 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)sizeof(na);
+}
+
+/* In a child that joins the namespace: for each IPv4 address a gratuitous
+ * ARP request and reply, for each IPv6 address a neighbour advertisement. */
 static int garp_child(const char *path, const struct net_desc *d)
 {
 	int nsfd = open(path, O_RDONLY | O_CLOEXEC), sent = 0, want = 0;
@@ -691,7 +735,7 @@ static int garp_child(const char *path, const struct net_desc *d)
 	if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0)
 		return 2;
 	close(nsfd);
-	int s = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+	int s = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP)), s6 = -1;
 	if (s < 0)
 		return 3;
 	for (int i = 0; i < d->nif; i++) {
@@ -701,62 +745,23 @@ static int garp_child(const char *path, const struct net_desc *d)
 			continue;
 		for (int k = 0; k < f->naddr; k++) {
 			struct in_addr ip;
-			if (f->addr[k].family != AF_INET || inet_pton(AF_INET, f->addr[k].addr, &ip) != 1)
-				continue;
-			want++;
-			for (int op = 1; op <= 2; op++) {
-				uint8_t pkt[28];
-				struct sockaddr_ll to = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ARP),
-							  .sll_ifindex = (int)ifindex, .sll_halen = 6 };
-				memset(to.sll_addr, 0xff, 6);
-				pkt[0] = 0, pkt[1] = 1;       /* ethernet */
-				pkt[2] = 0x08, pkt[3] = 0x00; /* IPv4 */
-				pkt[4] = 6, pkt[5] = 4;
-				pkt[6] = 0, pkt[7] = (uint8_t)op;
-				for (int b = 0; b < 6; b++)
-					pkt[8 + b] = (uint8_t)mac[b];
-				memcpy(pkt + 14, &ip, 4);
-				for (int b = 0; b < 6; b++)
-					pkt[18 + b] = op == 2 ? (uint8_t)mac[b] : 0;
-				memcpy(pkt + 24, &ip, 4);
-				if (sendto(s, pkt, sizeof(pkt), 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)sizeof(pkt))
-					sent++;
+			struct in6_addr a6;
+			if (f->addr[k].family == AF_INET && inet_pton(AF_INET, f->addr[k].addr, &ip) == 1) {
+				want++;
+				sent += send_garp(s, ifindex, mac, &ip);
+			} else if (f->addr[k].family == AF_INET6 && inet_pton(AF_INET6, f->addr[k].addr, &a6) == 1) {
+				want++;
+				if (s6 < 0) {
+					int hops = 255;
+					s6 = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+					if (s6 < 0 || setsockopt(s6, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof(hops)) < 0)
+						return 5;
+				}
+				sent += send_na(s6, ifindex, mac, &a6);
 			}
 		}
 	}
 	close(s);
-	/* IPv6: an unsolicited neighbour advertisement (override) to all nodes
-	 * for each address, with the MAC as target link-layer address */
-	int s6 = -1;
-	for (int i = 0; i < d->nif; i++) {
-		const struct net_if *f = &d->ifs[i];
-		unsigned mac[6], ifindex;
-		if (!if_index_mac(f, &ifindex, mac))
-			continue;
-		for (int k = 0; k < f->naddr; k++) {
-			struct in6_addr a6;
-			if (f->addr[k].family != AF_INET6 || inet_pton(AF_INET6, f->addr[k].addr, &a6) != 1)
-				continue;
-			want++;
-			if (s6 < 0) {
-				int hops = 255;
-				s6 = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
-				if (s6 < 0 || setsockopt(s6, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof(hops)) < 0)
-					return 5;
-			}
-			setsockopt(s6, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifindex, sizeof(ifindex));
-			uint8_t na[32] = { 136, 0 };        /* type NA, code 0, checksum by the kernel */
-			na[4] = 0x20;                       /* flags: override */
-			memcpy(na + 8, &a6, 16);            /* target */
-			na[24] = 2, na[25] = 1;             /* option: target link-layer address, 8 bytes */
-			for (int b = 0; b < 6; b++)
-				na[26 + b] = (uint8_t)mac[b];
-			struct sockaddr_in6 to = { .sin6_family = AF_INET6, .sin6_scope_id = ifindex };
-			inet_pton(AF_INET6, "ff02::1", &to.sin6_addr);
-			if (sendto(s6, na, sizeof(na), 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)sizeof(na))
-				sent++;
-		}
-	}
 	if (s6 >= 0)
 		close(s6);
 	return sent > 0 || !want ? 0 : 4;
