@@ -209,7 +209,7 @@ static int on_prepare(struct session *s, struct msg *m, struct error *e)
 	s->lease_ms = handoff_lease_clamp(msg_has(m, A_LEASE_MS) ? m->num[A_LEASE_MS] : 0);
 	s->conn.timeout_ms = (int)s->lease_ms;
 	memset(&s->rq, 0, sizeof(s->rq));
-	s->postcopy = strcmp(m->str[A_MODE], "postcopy") == 0;
+	s->postcopy = mode_is_postcopy(mode);
 	s->rq.kind = s->drv->kind;
 	s->rq.host = s->c->cfg.name;
 	snprintf(s->rq.id, sizeof(s->rq.id), "%s", wl);
@@ -560,13 +560,15 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 
 	if (!s->prepared || s->restored)
 		return error_set(e, EPROTO, "protocol error: RESTORE out of order");
+	s->rq.lazy = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_LAZY);
 	/* the page images are built: the store has served, and its memory
-	 * (page cache) is better given to the restore */
-	pagestore_close(&s->ps);
+	 * (page cache) is better given to the restore; in a hybrid migration
+	 * the page relay still serves the lazy pages from it */
+	if (!s->rq.lazy)
+		pagestore_close(&s->ps);
 	s->rq.shell_job = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_SHELL_JOB);
 	s->rq.tcp_established = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_TCP_ESTABLISHED);
 	s->rq.timeout_ms = msg_has(m, A_DEADLINE_MS) && m->num[A_DEADLINE_MS] > 0 ? (unsigned)m->num[A_DEADLINE_MS] : 0;
-	s->rq.lazy = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_LAZY);
 	if (s->rq.lazy && (!s->postcopy || !msg_has(m, A_PORT) || m->num[A_PORT] == 0 || m->num[A_PORT] > 65535))
 		return error_set(e, EPROTO, "protocol error: a lazy RESTORE needs mode postcopy and a relay port");
 	if (!s->rq.lazy && s->postcopy)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "engine/handoff.h"
+#include "agent/pagestore.h"
 #include "engine/migrate.h"
 #include "transport/keepalive.h"
 #include "transport/relay.h"
@@ -96,13 +97,27 @@ int agent_relay(struct ctx *c, struct proto_conn *conn, const struct msg *m, str
 	close(ls);
 	if (sock < 0)
 		return r < 0 ? r : -EIO;
+	/* the pages the pre-copy rounds sent (hybrid): RELAY_PAGES refer to them */
+	struct relay_opts ro = { .pages = true, .store_fd = -1 };
+	char sp[PATH_MAX + 96];
+	snprintf(sp, sizeof(sp), "%s/migrations/%s/pagestore", c->cfg.root, id);
+	r = pagestore_open_published(sp, &ro.store_fd, &ro.store_pages, e);
+	if (r < 0) {
+		close(sock);
+		return error_wrap(e, "page relay of migration %s", id);
+	}
 	r = proto_send_msg(conn, MSG_RELAY_OPEN, NULL, e);
 	if (r == 0)
-		r = relay_pump(conn, sock, lease, &rs, e);
+		r = relay_pump(conn, sock, lease, &ro, &rs, e);
 	close(sock);
+	if (ro.store_fd >= 0)
+		close(ro.store_fd);
 	if (r == 0)
-		log_debug("agent: page relay of %s done: %llu bytes in, %llu out", id, (unsigned long long)rs.from_peer,
-			  (unsigned long long)rs.to_peer);
+		log_debug("agent: page relay of %s done: %llu bytes in, %llu out; pages %llu in full, %llu from the store "
+			  "(of %u), %llu zero",
+			  id, (unsigned long long)rs.from_peer, (unsigned long long)rs.to_peer,
+			  (unsigned long long)rs.pages.raw, (unsigned long long)rs.pages.copied, ro.store_pages,
+			  (unsigned long long)rs.pages.zero);
 	return r;
 }
 

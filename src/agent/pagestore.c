@@ -2,17 +2,20 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #include "transport/pages.h"
 #include "util/fault.h"
 #include "util/fs.h"
+#include "util/log.h"
 
 #define COPY_CHUNK_PAGES 256u
 
@@ -29,8 +32,70 @@ void pagestore_init(struct pagestore *ps, const char *path, const char *spare_di
 	snprintf(ps->spare_path, sizeof(ps->spare_path), "%s%s", spare_dir, spare_dir[0] ? "/.cmt-spare" : "");
 }
 
+/* <store path>.ref: "PID FD" of the agent holding the store, for the same
+ * migration's page relay (agent/lazy.c), which serves pages from it. */
+static void ref_path(const char *store, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s.ref", store);
+}
+
+static void publish(struct pagestore *ps)
+{
+	char rp[sizeof(ps->path) + 8], txt[64];
+	struct error e = { 0 };
+
+	ref_path(ps->path, rp, sizeof(rp));
+	snprintf(txt, sizeof(txt), "%d %d\n", (int)getpid(), ps->fd);
+	if (write_file_atomic(rp, txt, strlen(txt), 0600, &e) < 0)
+		log_warn("%s (the page relay will not find the page store)", e.msg);
+}
+
+int pagestore_open_published(const char *store_path, int *ret_fd, uint32_t *ret_pages, struct error *e)
+{
+	char rp[PATH_MAX + 8], proc[64], target[PATH_MAX], *txt = NULL;
+	int pid = 0, fd = -1, r;
+	struct stat sb;
+
+	*ret_fd = -1;
+	*ret_pages = 0;
+	ref_path(store_path, rp, sizeof(rp));
+	if (!path_exists(rp))
+		return 0; /* nothing was pre-copied */
+	r = read_file(rp, 64, &txt, NULL, e);
+	if (r < 0)
+		return r;
+	r = sscanf(txt, "%d %d", &pid, &fd);
+	free(txt);
+	if (r != 2 || pid <= 1 || fd < 0)
+		return error_set(e, EINVAL, "%s is malformed", rp);
+	snprintf(proc, sizeof(proc), "/proc/%d/fd/%d", pid, fd);
+	ssize_t l = readlink(proc, target, sizeof(target) - 1);
+	if (l < 0)
+		return error_errno(e, errno, "the page store of this migration is gone (%s)", proc);
+	target[l] = 0;
+	/* the agent's memfd, or the file where memfds are not available */
+	if (strncmp(target, "/memfd:cmt-pagestore", 20) != 0 && strcmp(target, store_path) != 0)
+		return error_set(e, ESTALE, "%s is not the page store of this migration (it is %s)", proc, target);
+	int sfd = open(proc, O_RDONLY | O_CLOEXEC);
+	if (sfd < 0)
+		return error_errno(e, errno, "cannot open the page store %s", proc);
+	if (fstat(sfd, &sb) < 0 || sb.st_size % PAGE_SZ || sb.st_size / PAGE_SZ > UINT32_MAX) {
+		close(sfd);
+		return error_set(e, EINVAL, "the page store %s has a size of %lld bytes, not whole pages", proc,
+				 (long long)sb.st_size);
+	}
+	*ret_fd = sfd;
+	*ret_pages = (uint32_t)(sb.st_size / PAGE_SZ);
+	return 0;
+}
+
 void pagestore_close(struct pagestore *ps)
 {
+	if (ps->path[0]) {
+		char rp[sizeof(ps->path) + 8];
+		ref_path(ps->path, rp, sizeof(rp));
+		unlink(rp);
+	}
 	if (ps->fd >= 0)
 		close(ps->fd);
 	if (ps->spare_fd >= 0)
@@ -335,6 +400,7 @@ int pagestore_recv(struct proto_conn *c, const struct frame *begin, struct pages
 			return r;
 		}
 		ps->pages = 0;
+		publish(ps);
 	}
 	if (lseek(ps->fd, (off_t)ps->pages * PAGE_SZ, SEEK_SET) < 0)
 		return error_errno(e, errno, "cannot seek in the page store %s", ps->path);

@@ -32,6 +32,10 @@ struct pagestore {
 /* path: the store's file where memfds are not available; spare_dir: where
  * the spare goes (the images directory: the spare becomes an image there). */
 void pagestore_init(struct pagestore *ps, const char *path, const char *spare_dir);
+/* The page relay of the same migration (another agent process): opens the
+ * store its main session holds, read-only (*ret_fd -1 when there is none:
+ * nothing was pre-copied). */
+int pagestore_open_published(const char *store_path, int *ret_fd, uint32_t *ret_pages, struct error *e);
 /* Closes the store and removes its files (store and spare). */
 void pagestore_close(struct pagestore *ps);
 /* Grows the spare to the store's size (after a pre-copy round; failures

@@ -131,10 +131,15 @@ void checks_evaluate(const struct facts *src, const struct facts *dst, const str
 		/* with its images in memory (images_tmpfs), the destination holds
 		 * them too while the workload is restored: twice its memory */
 		bool inmem = facts_num(dst, "images_in_memory", 0) > 0;
-		long long least = pc->rss_kib * (inmem ? 2 : 1);
+		/* hybrid: the pre-copied pages stay in the destination's store
+		 * (memory) until the last lazy page is there */
+		bool hybrid = mode && !strcmp(mode, "hybrid");
+		long long least = pc->rss_kib * (inmem || hybrid ? 2 : 1);
 		long long need = least + pc->rss_kib / 4; /* plus a margin */
 		long long avail = facts_num(dst, "mem_available_kib", -1);
-		const char *also = inmem ? " (and its images as much again in memory while it moves)" : "";
+		const char *also = hybrid  ? " (and its pre-copied pages as much again in memory while its memory follows)"
+				   : inmem ? " (and its images as much again in memory while it moves)"
+					   : "";
 		l->need_kib = need;
 		if (avail < 0)
 			check_add(l, "memory", CHECK_WARN, NULL, "cannot tell how much memory %s has free", dh);

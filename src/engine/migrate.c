@@ -487,6 +487,12 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 				 mode_name(mode));
 			mode = MODE_PRECOPY;
 		}
+		if (mode == MODE_HYBRID && p.peer_minor < PROTO_MINOR_RELAY_PAGES) {
+			snprintf(st->mode_reason, sizeof(st->mode_reason),
+				 "postcopy: %s speaks protocol %u.%u, without hybrid (allowed by --allow-postcopy)", p.name,
+				 p.peer_major, p.peer_minor);
+			mode = MODE_POSTCOPY;
+		}
 		if (mode == MODE_PRECOPY && p.peer_minor < PROTO_MINOR_PAGES) {
 			snprintf(st->mode_reason, sizeof(st->mode_reason), "cold: %s speaks protocol %u.%u, without pre-copy",
 				 p.name, p.peer_major, p.peer_minor);
@@ -501,6 +507,13 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 			      p.peer_minor, p.peer_software);
 		error_host(e, p.name);
 		error_hint(e, "install this cmt (%s) on %s, or use --mode cold", CMT_VERSION, p.name);
+		goto fail_nohook;
+	}
+	if (mode == MODE_HYBRID && p.peer_minor < PROTO_MINOR_RELAY_PAGES) {
+		r = error_set(e, ENOTSUP, "%s speaks protocol %u.%u (%s), which has no hybrid mode", p.name, p.peer_major,
+			      p.peer_minor, p.peer_software);
+		error_host(e, p.name);
+		error_hint(e, "install this cmt (%s) on %s, or use --mode postcopy or precopy", CMT_VERSION, p.name);
 		goto fail_nohook;
 	}
 	if (net && p.peer_minor < PROTO_MINOR_NET) {
@@ -523,7 +536,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	}
 	snprintf(st->mode, sizeof(st->mode), "%s", mode_name(mode));
 	p.conn.max_bps = o->max_bandwidth_bps;
-	postcopy = mode == MODE_POSTCOPY;
+	postcopy = mode_is_postcopy(mode);
 	st->postcopy = postcopy;
 	if (postcopy) {
 		/* checked even with --force: without it the lazy transfer breaks */
@@ -607,7 +620,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 
 	/* Memory rounds while the workload runs: only what changes after the
 	 * last one travels while it is frozen. */
-	if (mode == MODE_PRECOPY) {
+	if (mode == MODE_PRECOPY || mode == MODE_HYBRID) {
 		/* a round may scan a large workload for longer than a lease
 		 * without finding anything to send */
 		keepalive_start(&ka, &p.conn, lease / 3);
@@ -616,6 +629,10 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		if (r < 0)
 			goto fail;
 		st->precopied = true;
+		/* hybrid: the lazy pages the destination's store holds travel as
+		 * references (the relay process learns which here) */
+		if (mode == MODE_HYBRID && (r = postcopy_share_pages(&pc, &set, e)) < 0)
+			goto fail;
 	}
 
 	/* Long local steps (hooks, freeze, dump): keep the agent's lease alive */
@@ -781,12 +798,16 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		 * which may go only once every one of them has arrived. */
 		r = postcopy_finish(&pc, &p.conn, lease, p.name, e);
 		st->lazy_bytes = pc.lazy_bytes;
+		st->lazy_wire_bytes = pc.lazy_wire_bytes ? pc.lazy_wire_bytes : pc.lazy_bytes;
+		st->lazy_pages_raw = pc.pages.raw;
+		st->lazy_pages_store = pc.pages.copied;
+		st->lazy_pages_zero = pc.pages.zero;
 		st->postcopy_ms = pc.postcopy_ms;
 		if (r < 0)
 			goto postcopy_unconfirmed;
 		st->t_lazy_done = now_ms();
 	}
-	st->bytes_sent = p.conn.bytes_out + st->lazy_bytes;
+	st->bytes_sent = p.conn.bytes_out + st->lazy_wire_bytes;
 	fault_point("before-destroy");
 	/* (a `cmt run` container: the driver also releases its monitor here
 	 * and removes the log, which goes on on the destination) */
@@ -893,7 +914,7 @@ fail_nohook:
 out:
 	keepalive_stop(&ka);
 	postcopy_stop(&pc);
-	st->bytes_sent = p.conn.bytes_out + st->lazy_bytes;
+	st->bytes_sent = p.conn.bytes_out + st->lazy_wire_bytes;
 	if (connected)
 		peer_close(&p);
 fail_early:
@@ -939,6 +960,10 @@ char *migrate_stats_json(const struct migrate_stats *st, const struct error *e)
 		/* resumed there until the last page arrived; what came lazily */
 		json_object_set_new(j, "postcopy_ms", json_real(st->postcopy_ms));
 		json_object_set_new(j, "lazy_bytes", json_integer((json_int_t)st->lazy_bytes));
+		json_object_set_new(j, "lazy_wire_bytes", json_integer((json_int_t)st->lazy_wire_bytes));
+		json_object_set_new(j, "lazy_pages_sent", json_integer((json_int_t)st->lazy_pages_raw));
+		json_object_set_new(j, "lazy_pages_from_store", json_integer((json_int_t)st->lazy_pages_store));
+		json_object_set_new(j, "lazy_pages_zero", json_integer((json_int_t)st->lazy_pages_zero));
 	}
 	{
 		struct rusage ru;

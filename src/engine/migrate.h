@@ -67,6 +67,8 @@ struct migrate_stats {
 	double t_lazy_done;      /* LAZY_DONE: every page arrived */
 	double postcopy_ms;      /* running there until the last page arrived */
 	uint64_t lazy_bytes;     /* page-server stream relayed to the destination */
+	uint64_t lazy_wire_bytes; /* what it took on the connection */
+	uint64_t lazy_pages_raw, lazy_pages_store, lazy_pages_zero; /* its pages: in full, from the store, zero */
 	bool checked;            /* checks ran; results in 'checks' */
 	bool precopied;          /* pre-copy rounds ran: 'pre' */
 	struct precopy_stats pre;

@@ -23,12 +23,12 @@ int mode_parse(const char *name, enum mig_mode *ret)
 
 bool mode_source_supports(enum mig_mode m)
 {
-	return m == MODE_COLD || m == MODE_PRECOPY || m == MODE_POSTCOPY;
+	return m == MODE_COLD || m == MODE_PRECOPY || m == MODE_POSTCOPY || m == MODE_HYBRID;
 }
 
 bool mode_agent_supports(enum mig_mode m)
 {
-	return m == MODE_COLD || m == MODE_PRECOPY || m == MODE_POSTCOPY;
+	return m == MODE_COLD || m == MODE_PRECOPY || m == MODE_POSTCOPY || m == MODE_HYBRID;
 }
 
 bool mode_is_postcopy(enum mig_mode m)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -106,10 +107,14 @@ static int read_report(int fd, char *buf, size_t n, int timeout_ms)
 
 /* The relay process: its own session to the agent, then the page stream. */
 static void relay_main(const struct migrate_opts *o, const char *self, const char *mig_id, uint32_t lease, int ps_port,
-		       int wfd)
+		       int set_fd, int wfd)
 {
 	struct error e = { 0 };
 	struct relay_stats rs = { 0 };
+	struct relay_opts ro = { .store_fd = -1 };
+	struct pageset set = { 0 };
+	struct psr_tap tap;
+	bool tapped = false;
 	struct peer p;
 	struct mbuf mb;
 	struct msg m;
@@ -138,20 +143,37 @@ static void relay_main(const struct migrate_opts *o, const char *self, const cha
 	if (r < 0)
 		goto fail;
 	msg_free(&m);
+	if (p.peer_minor >= PROTO_MINOR_RELAY_PAGES) {
+		/* pages by content: what the pre-copy rounds (hybrid) put in the
+		 * destination's store goes as a reference; the set was written
+		 * before the freeze, and the daemon connects only after it */
+		r = pageset_import(&set, set_fd, &e);
+		if (r == 0)
+			r = psr_tap_init(&tap, &set, NULL, NULL, &e);
+		if (r < 0)
+			goto fail;
+		tapped = true;
+		ro.tap = &tap;
+		log_debug("page relay: %u pages in %s's store", set.stored, o->to);
+	}
 	sock = relay_connect_loopback(ps_port, &e);
 	if (sock < 0) {
 		r = sock;
 		error_wrap(&e, "CRIU's page server");
 		goto fail;
 	}
-	r = relay_pump(&p.conn, sock, lease, &rs, &e);
+	r = relay_pump(&p.conn, sock, lease, &ro, &rs, &e);
 	close(sock);
 	if (r < 0)
 		goto fail;
-	dprintf(wfd, "bytes %" PRIu64 " %" PRIu64 "\n", rs.to_peer, rs.from_peer);
+	dprintf(wfd, "bytes %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", rs.to_peer, rs.wire_out,
+		rs.pages.raw, rs.pages.copied, rs.pages.zero);
 	peer_close(&p);
 	_exit(0);
 fail:
+	if (tapped)
+		psr_tap_free(&tap);
+	pageset_free(&set);
 	dprintf(wfd, "error %s (%" PRIu64 " bytes relayed)\n", e.msg, rs.to_peer);
 	if (p.pid > 0)
 		peer_close(&p);
@@ -177,11 +199,21 @@ int postcopy_relay_start(struct postcopy *pc, const struct migrate_opts *o, cons
 
 	memset(pc, 0, sizeof(*pc));
 	pc->report_fd = -1;
+	pc->set_fd = -1;
 	pc->ps_port = free_port(e);
 	if (pc->ps_port < 0)
 		return pc->ps_port;
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return error_errno(e, errno, "pipe");
+	/* what the destination's store holds, for the relay process (written
+	 * after the pre-copy rounds: postcopy_share_pages) */
+	pc->set_fd = memfd_create("cmt-pageset", MFD_CLOEXEC);
+	if (pc->set_fd < 0)
+		return error_errno(e, errno, "cannot create the page relay's page set");
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		int err = errno;
+		close(pc->set_fd);
+		pc->set_fd = -1;
+		return error_errno(e, err, "pipe");
+	}
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -207,7 +239,7 @@ int postcopy_relay_start(struct postcopy *pc, const struct migrate_opts *o, cons
 		/* the main session is the parent's alone */
 		close(p->conn.rfd);
 		close(p->conn.wfd);
-		relay_main(o, self, mig_id, lease_ms, pc->ps_port, fds[1]);
+		relay_main(o, self, mig_id, lease_ms, pc->ps_port, pc->set_fd, fds[1]);
 		_exit(1);
 	}
 	setpgid(pid, pid);
@@ -303,6 +335,12 @@ void postcopy_recover(const char *mig_dir)
 	unlink(p);
 }
 
+int postcopy_share_pages(struct postcopy *pc, const struct pageset *set, struct error *e)
+{
+	int r = pageset_export(set, pc->set_fd, e);
+	return r < 0 ? error_wrap(e, "page relay") : 0;
+}
+
 void postcopy_stop(struct postcopy *pc)
 {
 	int st;
@@ -329,6 +367,9 @@ void postcopy_stop(struct postcopy *pc)
 	if (pc->report_fd >= 0)
 		close(pc->report_fd);
 	pc->report_fd = -1;
+	if (pc->set_fd >= 0)
+		close(pc->set_fd);
+	pc->set_fd = -1;
 	pc->active = false;
 }
 
@@ -370,7 +411,8 @@ int postcopy_finish(struct postcopy *pc, struct proto_conn *conn, uint32_t lease
 			log_warn("the lazy dump exited with status %d after every page had arrived", st);
 	}
 	if (read_report(pc->report_fd, line, sizeof(line), (int)lease_ms) == 0)
-		sscanf(line, "bytes %" SCNu64, &pc->lazy_bytes);
+		sscanf(line, "bytes %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64, &pc->lazy_bytes,
+		       &pc->lazy_wire_bytes, &pc->pages.raw, &pc->pages.copied, &pc->pages.zero);
 	postcopy_stop(pc);
 	return 0;
 }

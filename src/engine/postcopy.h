@@ -29,6 +29,8 @@
 #include "engine/checks.h"
 #include "engine/context.h"
 #include "engine/migrate.h"
+#include "transport/pages.h"
+#include "transport/psrelay.h"
 #include "transport/rsh.h"
 
 struct postcopy {
@@ -38,7 +40,10 @@ struct postcopy {
 	pid_t relay_pid;    /* the relay process (its own remote shell session) */
 	int report_fd;      /* its reports, one a line: "port N", "bytes UP DOWN", "error MESSAGE" */
 	pid_t dump_pid;     /* the lazy dump, serving pages until the destination has them all */
-	uint64_t lazy_bytes; /* page-server stream sent to the destination */
+	uint64_t lazy_bytes; /* page-server stream relayed to the destination */
+	uint64_t lazy_wire_bytes; /* what it took on the connection (pages by content) */
+	struct psr_stats pages; /* its pages: sent in full, from the destination's store, zero */
+	int set_fd;         /* a memfd: the destination store's content set, for the relay process */
 	double postcopy_ms; /* from running there (DONE) until the last page arrived (LAZY_DONE) */
 	char marker[PATH_MAX + 32]; /* <work>/lazy-dump while the lazy dump runs (for recovery) */
 };
@@ -50,6 +55,9 @@ int postcopy_check(struct ctx *c, struct peer *p, const struct check_list *check
 		   const char *label, struct error *e);
 int postcopy_relay_start(struct postcopy *pc, const struct migrate_opts *o, const char *self, const char *mig_id,
 			 uint32_t lease_ms, const struct peer *p, struct error *e);
+/* Hybrid, after the pre-copy rounds (before the freeze): tells the relay
+ * process what the destination's store holds. */
+int postcopy_share_pages(struct postcopy *pc, const struct pageset *set, struct error *e);
 int postcopy_dump(struct postcopy *pc, struct ctx *c, const struct driver *drv, struct workload *w, const char *images,
 		  const char *work, uint32_t lease_ms, struct error *e);
 int postcopy_finish(struct postcopy *pc, struct proto_conn *conn, uint32_t lease_ms, const char *dest,

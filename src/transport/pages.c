@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include "util/fault.h"
@@ -123,6 +125,93 @@ int pageset_add(struct pageset *s, struct page_hash h)
 		s->n++;
 	}
 	s->idx1[i] = ++s->stored; /* index stored-1, the newest copy */
+	return 0;
+}
+
+/* The export: "CMTPSET1", u64 count, then count * (u64 lo, u64 hi, u64 index),
+ * all little-endian (written and read on the same host). */
+#define SET_MAGIC "CMTPSET1"
+#define SET_REC 24
+
+int pageset_export(const struct pageset *s, int fd, struct error *e)
+{
+	size_t n = 0, cap = 16 + s->n * SET_REC;
+	uint8_t *b = malloc(cap);
+
+	if (!b)
+		return error_set(e, ENOMEM, "out of memory");
+	memcpy(b, SET_MAGIC, 8);
+	for (size_t i = 0; i < s->cap; i++)
+		if (s->idx1[i]) {
+			uint64_t v[3] = { s->keys[i].lo, s->keys[i].hi, (uint64_t)s->idx1[i] - 1 };
+			memcpy(b + 16 + n * SET_REC, v, SET_REC);
+			n++;
+		}
+	uint64_t cnt = n;
+	memcpy(b + 8, &cnt, 8);
+	size_t len = 16 + n * SET_REC, off = 0;
+	int r = 0;
+	if (ftruncate(fd, 0) < 0)
+		r = error_errno(e, errno, "cannot write the page set");
+	while (r == 0 && off < len) {
+		ssize_t k = pwrite(fd, b + off, len - off, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			r = error_errno(e, k < 0 ? errno : EIO, "cannot write the page set");
+		else
+			off += (size_t)k;
+	}
+	free(b);
+	return r;
+}
+
+int pageset_import(struct pageset *s, int fd, struct error *e)
+{
+	struct stat sb;
+	uint8_t hdr[16];
+	uint64_t cnt;
+
+	memset(s, 0, sizeof(*s));
+	if (fstat(fd, &sb) < 0)
+		return error_errno(e, errno, "cannot read the page set");
+	if (sb.st_size == 0)
+		return 0; /* nothing was pre-copied */
+	if (pread(fd, hdr, 16, 0) != 16 || memcmp(hdr, SET_MAGIC, 8))
+		return error_set(e, EINVAL, "the page set is not one (%lld bytes)", (long long)sb.st_size);
+	memcpy(&cnt, hdr + 8, 8);
+	if (cnt > UINT32_MAX || (uint64_t)sb.st_size != 16 + cnt * SET_REC)
+		return error_set(e, EINVAL, "the page set says %llu entries in %lld bytes", (unsigned long long)cnt,
+				 (long long)sb.st_size);
+	while ((s->n + cnt) * 2 > s->cap)
+		if (grow(s) < 0)
+			return error_set(e, ENOMEM, "out of memory for the page set");
+	uint8_t buf[SET_REC * 1024];
+	for (uint64_t i = 0; i < cnt;) {
+		size_t m = cnt - i < 1024 ? (size_t)(cnt - i) : 1024;
+		if (pread(fd, buf, m * SET_REC, (off_t)(16 + i * SET_REC)) != (ssize_t)(m * SET_REC)) {
+			pageset_free(s);
+			return error_errno(e, errno ? errno : EIO, "cannot read the page set");
+		}
+		for (size_t j = 0; j < m; j++) {
+			uint64_t v[3];
+			memcpy(v, buf + j * SET_REC, SET_REC);
+			struct page_hash h = { v[0], v[1] };
+			if (v[2] >= UINT32_MAX - 1) {
+				pageset_free(s);
+				return error_set(e, EINVAL, "the page set has a bad index");
+			}
+			size_t k = slot_of(s, h);
+			if (!s->idx1[k]) {
+				s->keys[k] = h;
+				s->n++;
+			}
+			s->idx1[k] = (uint32_t)v[2] + 1;
+			if (s->stored < (uint32_t)v[2] + 1)
+				s->stored = (uint32_t)v[2] + 1;
+		}
+		i += m;
+	}
 	return 0;
 }
 
@@ -311,34 +400,51 @@ int pw_raw_commit(struct page_writer *w, uint32_t n)
 	return pw_raw_commit_hashed(w, n, NULL);
 }
 
-/* Extends the open record of 'type' by one (COPY: when 'first' follows it). */
-static int run_add(struct page_writer *w, uint8_t type, uint32_t first)
+size_t pages_rec_add(uint8_t *b, size_t len, struct page_rec_state *rs, uint8_t type, uint32_t first,
+		     const void *page)
 {
-	if (w->rec != SIZE_MAX && w->rec_type == type) {
-		uint8_t *h = w->buf + w->rec + 1;
+	if (rs->rec != SIZE_MAX && rs->type == type) {
+		uint8_t *h = b + rs->rec + 1;
 		if (type == PREC_ZERO) {
 			put32(h, get32(h) + 1);
-			return 0;
+			return len;
+		}
+		if (type == PREC_RAW) {
+			put32(h, get32(h) + 1);
+			memcpy(b + len, page, PAGE_SZ);
+			return len + PAGE_SZ;
 		}
 		if (get32(h) + get32(h + 4) == first) {
 			put32(h + 4, get32(h + 4) + 1);
-			return 0;
+			return len;
 		}
 	}
-	size_t sz = type == PREC_COPY ? 9 : 5;
-	int r = room(w, sz);
+	rs->rec = len;
+	rs->type = type;
+	b[len] = type;
+	if (type == PREC_COPY) {
+		put32(b + len + 1, first);
+		put32(b + len + 5, 1);
+		return len + 9;
+	}
+	put32(b + len + 1, 1);
+	if (type == PREC_RAW) {
+		memcpy(b + len + 5, page, PAGE_SZ);
+		return len + 5 + PAGE_SZ;
+	}
+	return len + 5;
+}
+
+/* Extends the open record of 'type' by one (COPY: when 'first' follows it). */
+static int run_add(struct page_writer *w, uint8_t type, uint32_t first)
+{
+	int r = room(w, 9);
 	if (r < 0)
 		return r;
-	w->rec = w->len;
-	w->rec_type = type;
-	w->buf[w->len] = type;
-	if (type == PREC_COPY) {
-		put32(w->buf + w->len + 1, first);
-		put32(w->buf + w->len + 5, 1);
-	} else {
-		put32(w->buf + w->len + 1, 1);
-	}
-	w->len += sz;
+	struct page_rec_state rs = { w->rec, w->rec_type };
+	w->len = pages_rec_add(w->buf, w->len, &rs, type, first, NULL);
+	w->rec = rs.rec;
+	w->rec_type = rs.type;
 	return 0;
 }
 

@@ -67,6 +67,12 @@ int64_t pageset_find(const struct pageset *s, struct page_hash h);
  * stored++). -ENOMEM on allocation failure. */
 int pageset_add(struct pageset *s, struct page_hash h);
 
+/* Writes the set to fd (replacing what it held) / reads it back (an empty
+ * file is an empty set): how the page relay's process learns, after the
+ * pre-copy rounds, what the destination's store holds. */
+int pageset_export(const struct pageset *s, int fd, struct error *e);
+int pageset_import(struct pageset *s, int fd, struct error *e);
+
 /* --- compression policy -------------------------------------------------- */
 
 /* zstd is used only when it pays: a batch is worth compressing when the wire
@@ -134,6 +140,22 @@ int pw_tail(struct page_writer *w, const void *p, uint16_t len);
 /* Flushes, sends STREAM_END, waits for STREAM_OK. */
 int pw_end(struct page_writer *w);
 void pw_free(struct page_writer *w);
+
+/* --- batch records (shared by the writer and the page relay) --------------- */
+
+/* The record a plain batch ends with, which the next page may extend. */
+struct page_rec_state {
+	size_t rec;   /* its offset in the batch, or SIZE_MAX */
+	uint8_t type; /* its type */
+};
+/* The most bytes one pages_rec_add appends (a new RAW record). */
+#define PAGES_REC_MAX (5 + PAGE_SZ)
+/* Appends one page to the plain batch b[0..len) (the caller checked that
+ * PAGES_REC_MAX bytes are free): a RAW page (its content), a COPY of store
+ * page 'first' or a ZERO page, merged into the last record when it continues
+ * it.  Returns the batch's new length. */
+size_t pages_rec_add(uint8_t *b, size_t len, struct page_rec_state *rs, uint8_t type, uint32_t first,
+		     const void *page);
 
 /* --- decoder (destination side), pure, fuzzed ---------------------------- */
 

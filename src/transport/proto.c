@@ -91,6 +91,7 @@ static const struct {
 	{ MSG_RELAY_OPEN, "RELAY_OPEN", 0, true },
 	{ MSG_RELAY_CLOSE, "RELAY_CLOSE", 0, true },
 	{ MSG_LAZY_DONE, "LAZY_DONE", BIT(A_DURATION_US), true },
+	{ MSG_RELAY_PAGES, "RELAY_PAGES", 0, false },
 	{ MSG_NET_SETUP, "NET_SETUP", BIT(A_NET_DESC), true },
 	{ MSG_NET_READY, "NET_READY", BIT(A_FLAGS), true },
 };
@@ -629,7 +630,7 @@ int proto_recv_msg(struct proto_conn *c, uint16_t want, struct msg *m, struct er
 	r = proto_recv(c, &f, e);
 	if (r < 0)
 		return r;
-	if (f.type == MSG_DATA)
+	if (f.type == MSG_DATA || f.type == MSG_RELAY_PAGES)
 		return error_set(e, EPROTO, "protocol error: %s sent data where a %s message was expected", c->peer,
 				 want ? msg_type_name(want) : "control");
 	r = msg_decode(f.type, f.data, f.len, m, e);

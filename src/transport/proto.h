@@ -13,11 +13,12 @@
 #include "util/error.h"
 
 #define PROTO_MAJOR 1
-#define PROTO_MINOR 3 /* 1.1: page streams (AREA_PAGES, AREA_PAGE_IMAGE, A_NAME), mode precopy; 1.2: AREA_LOG;
-		       * 1.3: NET_SETUP / NET_READY (network identity) */
+#define PROTO_MINOR 4 /* 1.1: page streams (AREA_PAGES, AREA_PAGE_IMAGE, A_NAME), mode precopy; 1.2: AREA_LOG;
+		       * 1.3: NET_SETUP / NET_READY (network identity); 1.4: RELAY_PAGES, mode hybrid */
 #define PROTO_MINOR_PAGES 1 /* the first minor version with page streams */
 #define PROTO_MINOR_LOG 2   /* the first with AREA_LOG (the log of a `cmt run` container) */
 #define PROTO_MINOR_NET 3   /* the first with NET_SETUP / NET_READY */
+#define PROTO_MINOR_RELAY_PAGES 4 /* the first with RELAY_PAGES (and mode hybrid) */
 #define PROTO_HELLO_MAGIC 0x434d5450u /* "CMTP" */
 #define PROTO_HDR_SIZE 16
 #define PROTO_FRAME_MAGIC 0xCA
@@ -56,6 +57,7 @@ enum msg_type {
 	MSG_RELAY_OPEN = 0x0052,   /* agent -> source: the daemon connected: connect to the page server */
 	MSG_RELAY_CLOSE = 0x0053,  /* either way: this side's socket reached its end (half close) */
 	MSG_LAZY_DONE = 0x0054,    /* agent -> source, main session after DONE: every page arrived */
+	MSG_RELAY_PAGES = 0x0055,  /* source -> agent, relay session: pages of CRIU's answers by content (raw payload) */
 	/* 0x0060-0x006f: network identity (engine/net.h) */
 	MSG_NET_SETUP = 0x0060,    /* source -> agent: recreate (or take) the container's network namespace, locked */
 	MSG_NET_READY = 0x0061,    /* agent -> source: done; A_FLAGS NET_EXISTED when it was there already */

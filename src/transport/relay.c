@@ -34,7 +34,8 @@ static void q_compact(struct q *q)
 static void q_frame(struct q *q, uint16_t type, const void *payload, uint32_t len)
 {
 	q_compact(q);
-	proto_hdr_encode(q->b + q->len, type, type == MSG_DATA ? RELAY_CHAN : 0, payload, len);
+	proto_hdr_encode(q->b + q->len, type, type == MSG_DATA || type == MSG_RELAY_PAGES ? RELAY_CHAN : 0, payload,
+			 len);
 	if (len)
 		memcpy(q->b + q->len + PROTO_HDR_SIZE, payload, len);
 	q->len += PROTO_HDR_SIZE + len;
@@ -65,7 +66,20 @@ static int set_nonblock(int fd, bool on)
 
 /* The frames in the inbound queue: DATA to the socket's queue (while it
  * has room), RELAY_CLOSE, KEEPALIVE; anything else ends the relay. */
-static int parse_frames(struct proto_conn *c, struct q *in, struct q *to_sock, bool *peer_eof, struct error *e)
+/* Where the frames of the tap go: the outbound queue (with room, see relay_pump). */
+static int tap_emit(void *arg, uint16_t type, const uint8_t *p, uint32_t n)
+{
+	struct q *out = arg;
+
+	q_compact(out);
+	if (q_free(out) < PROTO_HDR_SIZE + (size_t)n)
+		return -ENOBUFS;
+	q_frame(out, type, p, n);
+	return 0;
+}
+
+static int parse_frames(struct proto_conn *c, struct q *in, struct q *to_sock, bool *peer_eof,
+			const struct relay_opts *ro, uint8_t *scratch, struct relay_stats *st, struct error *e)
 {
 	for (;;) {
 		struct frame f;
@@ -83,8 +97,24 @@ static int parse_frames(struct proto_conn *c, struct q *in, struct q *to_sock, b
 				if (f.len > q_free(to_sock))
 					break; /* when the socket has taken more */
 			}
+			if (ro && ro->tap && psr_tap_request(ro->tap, f.data, f.len, e) < 0)
+				return error_wrap(e, "from %s (page relay)", c->peer);
 			memcpy(to_sock->b + to_sock->len, f.data, f.len);
 			to_sock->len += f.len;
+		} else if (f.type == MSG_RELAY_PAGES) {
+			size_t got;
+			if (!ro || !ro->pages || f.chan != RELAY_CHAN || *peer_eof)
+				return error_set(e, EPROTO, "protocol error: %s sent RELAY_PAGES %s", c->peer,
+						 *peer_eof ? "after RELAY_CLOSE" : "where bytes were expected");
+			if ((size_t)PSR_FRAME_PAGES * PAGE_SZ > q_free(to_sock)) {
+				q_compact(to_sock);
+				if ((size_t)PSR_FRAME_PAGES * PAGE_SZ > q_free(to_sock))
+					break; /* when the socket has taken more */
+			}
+			if (psr_pages_decode(f.data, f.len, ro->store_fd, ro->store_pages, to_sock->b + to_sock->len, &got,
+					     scratch, &st->pages, e) < 0)
+				return error_wrap(e, "from %s (page relay)", c->peer);
+			to_sock->len += got;
 		} else if (f.type == MSG_RELAY_CLOSE) {
 			*peer_eof = true;
 		} else if (f.type == MSG_ERROR) {
@@ -105,17 +135,28 @@ static int parse_frames(struct proto_conn *c, struct q *in, struct q *to_sock, b
 	return 0;
 }
 
-int relay_pump(struct proto_conn *c, int sock, unsigned lease_ms, struct relay_stats *st, struct error *e)
+int relay_pump(struct proto_conn *c, int sock, unsigned lease_ms, const struct relay_opts *ro, struct relay_stats *st,
+	       struct error *e)
 {
 	bool sock_eof = false, peer_eof = false, shut = false, conn_eof = false;
 	int ping_ms = lease_ms >= 3 ? (int)(lease_ms / 3) : 1000;
 	double last_in = now_ms(), last_out = now_ms();
 	struct q in = { .cap = PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD }, out = { .cap = 2 * (PROTO_HDR_SIZE + RELAY_BUF) },
 		 to_sock = { .cap = PROTO_MAX_PAYLOAD };
-	uint8_t *buf = malloc(RELAY_BUF);
+	uint8_t *buf = malloc(RELAY_BUF), *scratch = NULL;
 	int r = 0, fl_r, fl_w, fl_s;
+	/* through the tap, what a read brings may grow a little (frames, records) */
+	size_t chunk = ro && ro->tap ? RELAY_BUF / 2 : RELAY_BUF;
 
 	memset(st, 0, sizeof(*st));
+	if (ro && ro->tap) {
+		ro->tap->emit = tap_emit;
+		ro->tap->arg = &out;
+	}
+	if (ro && ro->pages && !(scratch = malloc(PAGES_BATCH_MAX))) {
+		free(buf);
+		return error_set(e, ENOMEM, "out of memory");
+	}
 	in.b = malloc(in.cap);
 	out.b = malloc(out.cap);
 	to_sock.b = malloc(to_sock.cap);
@@ -146,7 +187,7 @@ int relay_pump(struct proto_conn *c, int sock, unsigned lease_ms, struct relay_s
 			break;
 		}
 		if (pf[1].revents) {
-			ssize_t n = read(sock, buf, RELAY_BUF);
+			ssize_t n = read(sock, buf, chunk);
 			if (n < 0 && (errno == EINTR || errno == EAGAIN))
 				n = -2;
 			else if (n < 0 && errno != ECONNRESET) {
@@ -156,13 +197,25 @@ int relay_pump(struct proto_conn *c, int sock, unsigned lease_ms, struct relay_s
 			if (n == 0 || n == -1) {
 				sock_eof = true;
 				q_frame(&out, MSG_RELAY_CLOSE, NULL, 0);
+			} else if (n > 0 && ro && ro->tap) {
+				st->to_peer += (uint64_t)n;
+				r = psr_tap_answer(ro->tap, buf, (size_t)n, e);
+				if (r == -ENOBUFS)
+					r = error_set(e, ENOBUFS, "internal error: the page relay's queue overflowed");
+				if (r < 0) {
+					error_wrap(e, "relaying CRIU's page server");
+					break;
+				}
+				st->pages = ro->tap->st;
 			} else if (n > 0) {
 				st->to_peer += (uint64_t)n;
 				q_frame(&out, MSG_DATA, buf, (uint32_t)n);
 			}
 		}
 		if (q_pending(&out)) {
+			size_t pend = q_pending(&out);
 			r = q_flush(&out, c->wfd);
+			st->wire_out += pend - q_pending(&out);
 			if (r < 0) {
 				error_errno(e, -r, "connection to %s lost (page relay)", c->peer);
 				break;
@@ -186,7 +239,7 @@ int relay_pump(struct proto_conn *c, int sock, unsigned lease_ms, struct relay_s
 			}
 		}
 		size_t before = q_pending(&to_sock);
-		r = parse_frames(c, &in, &to_sock, &peer_eof, e);
+		r = parse_frames(c, &in, &to_sock, &peer_eof, ro, scratch, st, e);
 		if (r < 0)
 			break;
 		st->from_peer += q_pending(&to_sock) - before;
@@ -225,6 +278,7 @@ int relay_pump(struct proto_conn *c, int sock, unsigned lease_ms, struct relay_s
 		fcntl(sock, F_SETFL, fl_s);
 done_free:
 	free(buf);
+	free(scratch);
 	free(in.b);
 	free(out.b);
 	free(to_sock.b);

@@ -51,9 +51,12 @@ int main(void)
 	is_int(mode_choose(&capok, &capok, 512 * 1024, true, why, sizeof(why)),
 	       mode_source_supports(MODE_HYBRID) ? MODE_HYBRID : MODE_POSTCOPY,
 	       "a small pipe limit does not matter with CAP_SYS_RESOURCE");
-	ok(!mode_source_supports(MODE_HYBRID) && mode_source_supports(MODE_POSTCOPY) &&
-		   mode_source_supports(MODE_PRECOPY) && mode_agent_supports(MODE_POSTCOPY) && !mode_agent_supports(MODE_HYBRID),
-	   "this cmt: cold, precopy and postcopy, not hybrid yet");
+	ok(mode_source_supports(MODE_HYBRID) && mode_source_supports(MODE_POSTCOPY) &&
+		   mode_source_supports(MODE_PRECOPY) && mode_agent_supports(MODE_POSTCOPY) && mode_agent_supports(MODE_HYBRID),
+	   "this cmt: cold, precopy, postcopy and hybrid");
+	is_int(mode_choose(&good, &good, 512 * 1024, true, why, sizeof(why)), MODE_HYBRID,
+	       "allowed, both hosts can: hybrid");
+	ok(strstr(why, "hybrid") && strstr(why, "--allow-postcopy"), "and why: %s", why);
 	is_int(mode_choose(&good, &good, -1, false, why, sizeof(why)), MODE_PRECOPY, "unknown size: precopy");
 	return done_testing();
 }

@@ -103,6 +103,7 @@ static const struct mspec msgs[] = {
 	{ 0x0052, "RELAY_OPEN", true, { 0 } },
 	{ 0x0053, "RELAY_CLOSE", true, { 0 } },
 	{ 0x0054, "LAZY_DONE", true, { 18 } },
+	{ 0x0055, "RELAY_PAGES", false, { 0 } },
 	{ 0x0060, "NET_SETUP", true, { 56 } },
 	{ 0x0061, "NET_READY", true, { 19 } },
 };

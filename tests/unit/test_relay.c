@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@ struct pump {
 	struct proto_conn *c;
 	int sock;
 	unsigned lease;
+	const struct relay_opts *ro;
 	struct relay_stats st;
 	struct error e;
 	int r;
@@ -24,7 +26,7 @@ struct pump {
 static void *pump_thread(void *arg)
 {
 	struct pump *p = arg;
-	p->r = relay_pump(p->c, p->sock, p->lease, &p->st, &p->e);
+	p->r = relay_pump(p->c, p->sock, p->lease, p->ro, &p->st, &p->e);
 	return NULL;
 }
 
@@ -162,11 +164,11 @@ static void test_violation(void)
 	mb_u32(&mb, A_AREA, 1);
 	proto_send_msg(&cb, MSG_STREAM_BEGIN, &mb, &e);
 	mb_free(&mb);
-	int r = relay_pump(&ca, s[1], 5000, &st, &e);
+	int r = relay_pump(&ca, s[1], 5000, NULL, &st, &e);
 	ok(r == -EPROTO && strstr(e.msg, "STREAM_BEGIN"), "another message inside the relay is a protocol error: %s", e.msg);
 	error_clear(&e);
 	proto_send(&cb, MSG_DATA, 7, "x", 1, &e);
-	r = relay_pump(&ca, s[1], 5000, &st, &e);
+	r = relay_pump(&ca, s[1], 5000, NULL, &st, &e);
 	ok(r == -EPROTO && strstr(e.msg, "channel 7"), "data on another channel is refused: %s", e.msg);
 	close(s[0]);
 	close(s[1]);
@@ -186,7 +188,7 @@ static void test_silence(void)
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, s) < 0)
 		abort();
 	/* cb never answers: the pump pings, then gives up after the lease */
-	int r = relay_pump(&ca, s[1], 1200, &st, &e);
+	int r = relay_pump(&ca, s[1], 1200, NULL, &st, &e);
 	double took = now_ms() - t0;
 	ok(r == -ETIMEDOUT && took >= 1100 && took < 4000, "a silent peer ends the relay after its lease (%.0f ms): %s",
 	   took, e.msg);
@@ -210,8 +212,215 @@ static void test_loopback(void)
 	ok(c < 0 && strstr(e.msg, "127.0.0.1"), "a closed port says where: %s", e.msg);
 }
 
+/* --- pages by content (hybrid): a CRIU-like page server and daemon ------------- */
+
+#define STORE_PAGES 40
+#define NREQ 50
+static uint8_t store_pages[STORE_PAGES][PAGE_SZ];
+
+/* the content of page j of the workload: from the store, zero, or new */
+static void content(uint64_t j, uint8_t *p)
+{
+	if (j % 3 == 0) {
+		memcpy(p, store_pages[(j / 3) % STORE_PAGES], PAGE_SZ);
+	} else if (j % 3 == 1) {
+		memset(p, 0, PAGE_SZ);
+	} else {
+		for (size_t i = 0; i < PAGE_SZ; i++)
+			p[i] = (uint8_t)((j * 7919 + i) * 2654435761u >> 17);
+	}
+}
+
+static void put_iov(uint8_t *b, uint32_t cmd, uint64_t nr, uint64_t vaddr, uint64_t dst)
+{
+	memset(b, 0, PSR_IOV_SIZE);
+	memcpy(b, &cmd, 4);
+	memcpy(b + 8, &nr, 8);
+	memcpy(b + 16, &vaddr, 8);
+	memcpy(b + 24, &dst, 8);
+}
+
+static int read_n(int fd, void *p, size_t n)
+{
+	size_t off = 0;
+	while (off < n) {
+		ssize_t k = read(fd, (uint8_t *)p + off, n - off);
+		if (k <= 0)
+			return -1;
+		off += (size_t)k;
+	}
+	return 0;
+}
+
+/* request i: 1 + i % 9 pages at page 100 * i; the server answers at most 6 */
+static uint64_t req_nr(int i) { return 1 + (uint64_t)(i % 9); }
+static uint64_t ans_nr(int i) { return req_nr(i) < 6 ? req_nr(i) : 6; }
+
+static void *fake_server(void *arg)
+{
+	int fd = *(int *)arg;
+	uint8_t b[PSR_IOV_SIZE], page[PAGE_SZ];
+	for (;;) {
+		struct psr_iov q;
+		if (read_n(fd, b, sizeof(b)) < 0)
+			break;
+		psr_iov_decode(b, &q);
+		if (q.cmd == PSR_CMD_CLOSE) {
+			int32_t status = 0;
+			if (write(fd, &status, 4) != 4)
+				break;
+			continue; /* until the daemon closes */
+		}
+		uint64_t n = q.nr_pages < 6 ? q.nr_pages : 6;
+		put_iov(b, PSR_CMD_ADD_F | PSR_PE_PRESENT << 16, n, q.vaddr, q.dst_id);
+		if (write(fd, b, sizeof(b)) != (ssize_t)sizeof(b))
+			break;
+		for (uint64_t k = 0; k < n; k++) {
+			content(q.vaddr / PAGE_SZ + k, page);
+			if (write(fd, page, PAGE_SZ) != PAGE_SZ)
+				return NULL;
+		}
+	}
+	shutdown(fd, SHUT_WR);
+	return NULL;
+}
+
+struct daemon_res {
+	int fd, bad, answered;
+	bool closed;
+};
+
+static void *fake_daemon(void *arg)
+{
+	struct daemon_res *d = arg;
+	uint8_t b[PSR_IOV_SIZE], page[PAGE_SZ], want[PAGE_SZ];
+	/* all requests at once, as the daemon's background transfer does */
+	for (int i = 0; i < NREQ; i++) {
+		put_iov(b, PSR_CMD_GET, req_nr(i), (uint64_t)i * 100 * PAGE_SZ, (uint64_t)(1234 + i % 2) << 8 | 1);
+		if (write(d->fd, b, sizeof(b)) != (ssize_t)sizeof(b))
+			return NULL;
+	}
+	for (int i = 0; i < NREQ; i++) {
+		struct psr_iov a;
+		if (read_n(d->fd, b, sizeof(b)) < 0)
+			return NULL;
+		psr_iov_decode(b, &a);
+		if (a.nr_pages != ans_nr(i) || a.vaddr != (uint64_t)i * 100 * PAGE_SZ)
+			d->bad++;
+		for (uint64_t k = 0; k < a.nr_pages && k < 16; k++) {
+			if (read_n(d->fd, page, PAGE_SZ) < 0)
+				return NULL;
+			content((uint64_t)i * 100 + k, want);
+			if (memcmp(page, want, PAGE_SZ))
+				d->bad++;
+		}
+		d->answered++;
+	}
+	put_iov(b, PSR_CMD_CLOSE, 0, 0, 0);
+	int32_t status = -1;
+	if (write(d->fd, b, sizeof(b)) == (ssize_t)sizeof(b) && read_n(d->fd, &status, 4) == 0 && status == 0)
+		d->closed = true;
+	shutdown(d->fd, SHUT_WR);
+	return NULL;
+}
+
+/* One relay run: the daemon's requests and the server's answers through a
+ * source pump with a tap and an agent pump with the store. */
+static void run_paged(int store_fd, struct pump *pa, struct pump *pb, struct daemon_res *dr)
+{
+	struct proto_conn ca, cb;
+	int daemon[2], server[2];
+	pthread_t ta, tb, ts, td;
+	struct pageset set = { 0 };
+	struct psr_tap tap;
+	struct error e = { 0 };
+
+	for (int i = 0; i < STORE_PAGES; i++)
+		pageset_add(&set, page_hash(store_pages[i]));
+	psr_tap_init(&tap, &set, NULL, NULL, &e);
+	struct relay_opts ra = { .tap = &tap, .store_fd = -1 };
+	static struct relay_opts rb;
+	rb = (struct relay_opts){ .pages = true, .store_fd = store_fd, .store_pages = STORE_PAGES };
+	conn_pair(&ca, &cb);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, daemon) < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, server) < 0)
+		abort();
+	*pa = (struct pump){ .c = &ca, .sock = server[1], .lease = 5000, .ro = &ra };
+	*pb = (struct pump){ .c = &cb, .sock = daemon[1], .lease = 5000, .ro = &rb };
+	*dr = (struct daemon_res){ .fd = daemon[0] };
+	pthread_create(&ta, NULL, pump_thread, pa);
+	pthread_create(&tb, NULL, pump_thread, pb);
+	pthread_create(&ts, NULL, fake_server, &server[0]);
+	pthread_create(&td, NULL, fake_daemon, dr);
+	/* a failed agent pump leaves the daemon waiting: its end closes */
+	pthread_join(tb, NULL);
+	close(daemon[1]);
+	pthread_join(td, NULL);
+	close(daemon[0]);
+	pthread_join(ta, NULL);
+	close(server[1]);
+	pthread_join(ts, NULL);
+	close(server[0]);
+	psr_tap_free(&tap);
+	pageset_free(&set);
+	proto_conn_free(&ca);
+	proto_conn_free(&cb);
+}
+
+static void test_pages_by_content(void)
+{
+	struct pump pa, pb;
+	struct daemon_res dr;
+	uint64_t pages = 0, in_store = 0, zero = 0;
+
+	for (int i = 0; i < STORE_PAGES; i++)
+		for (size_t k = 0; k < PAGE_SZ; k++)
+			store_pages[i][k] = (uint8_t)((i + 1) * 131 + k * 17 + (k >> 9));
+	for (int i = 0; i < NREQ; i++)
+		for (uint64_t k = 0; k < ans_nr(i); k++) {
+			uint64_t j = (uint64_t)i * 100 + k;
+			pages++;
+			in_store += j % 3 == 0;
+			zero += j % 3 == 1;
+		}
+	int fd = memfd_create("test-store", 0);
+	for (int i = 0; i < STORE_PAGES; i++)
+		if (write(fd, store_pages[i], PAGE_SZ) != PAGE_SZ)
+			abort();
+
+	run_paged(fd, &pa, &pb, &dr);
+	is_int(pa.r, 0, "source pump with the tap ends cleanly (%s)", pa.e.msg);
+	is_int(pb.r, 0, "agent pump with the store ends cleanly (%s)", pb.e.msg);
+	ok(dr.answered == NREQ && dr.bad == 0 && dr.closed,
+	   "the daemon gets every answer, byte for byte, and the CLOSE status (%d answered, %d bad)", dr.answered, dr.bad);
+	ok(pa.st.pages.copied == in_store && pa.st.pages.zero == zero && pa.st.pages.raw == pages - in_store - zero,
+	   "the source sent %llu of %llu pages as store references, %llu as zero, %llu in full",
+	   (unsigned long long)pa.st.pages.copied, (unsigned long long)pages, (unsigned long long)pa.st.pages.zero,
+	   (unsigned long long)pa.st.pages.raw);
+	ok(pb.st.pages.copied == pa.st.pages.copied && pb.st.pages.raw == pa.st.pages.raw,
+	   "the agent rebuilt the same pages from its store");
+	ok(pa.st.wire_out < pa.st.to_peer - (in_store + zero) * PAGE_SZ + 64 * 1024,
+	   "what crossed the link (%llu bytes) is about the CRIU stream (%llu) less the pages not sent",
+	   (unsigned long long)pa.st.wire_out, (unsigned long long)pa.st.to_peer);
+
+	/* a store page that is not what the source believes: the digest says so */
+	uint8_t junk[PAGE_SZ];
+	memset(junk, 0xa5, sizeof(junk));
+	if (pwrite(fd, junk, PAGE_SZ, 0) != PAGE_SZ) /* page 0 of the workload's content */
+		abort();
+	run_paged(fd, &pa, &pb, &dr);
+	ok(pb.r == -EPROTO && strstr(pb.e.msg, "digest"), "a damaged store page is caught on the destination: %s",
+	   pb.e.msg);
+	ok(dr.answered < NREQ, "and the daemon never gets the damaged answer (%d of %d answered)", dr.answered, NREQ);
+
+	/* without a store, a reference is a protocol error */
+	run_paged(-1, &pa, &pb, &dr);
+	ok(pb.r == -EPROTO && strstr(pb.e.msg, "has none"), "a reference without a store is refused: %s", pb.e.msg);
+	close(fd);
+}
+
 int main(void)
 {
+	test_pages_by_content();
 	test_both_ways();
 	test_violation();
 	test_silence();
