@@ -66,6 +66,13 @@ void psr_tap_free(struct psr_tap *t)
 
 static int flush(struct psr_tap *t)
 {
+	if (t->hdr_held) {
+		/* the answer's header goes with its first pages (one write) */
+		t->hdr_held = false;
+		int r = t->emit(t->arg, MSG_DATA, t->hdr, PSR_IOV_SIZE);
+		if (r < 0)
+			return r;
+	}
 	if (!t->npages)
 		return 0;
 	put64be(t->buf, XXH3_64bits_digest(&t->dig));
@@ -159,13 +166,14 @@ static int answer_header(struct psr_tap *t, struct error *e)
 				 ") with command 0x%x, %" PRIu64 " pages at 0x%" PRIx64 " (id %" PRIu64 ")",
 				 q->nr_pages, q->vaddr, q->dst_id, a.cmd, a.nr_pages, a.vaddr, a.dst_id);
 	pop(t);
-	int r = flush(t);
-	if (r == 0)
-		r = t->emit(t->arg, MSG_DATA, t->hdr, PSR_IOV_SIZE);
+	/* held until its pages go (flush): the daemon needs the whole answer
+	 * anyway, and one write instead of two spares the answer a wait for
+	 * the remote shell's TCP acknowledgement (Nagle) */
+	t->hdr_held = true;
 	t->left = a.nr_pages;
 	t->at = PSR_AT_PAGES;
 	t->page_len = 0;
-	return r;
+	return 0;
 }
 
 int psr_tap_answer(struct psr_tap *t, const uint8_t *p, size_t n, struct error *e)
@@ -239,8 +247,8 @@ int psr_tap_answer(struct psr_tap *t, const uint8_t *p, size_t n, struct error *
 			}
 		}
 	}
-	if (r == 0)
-		r = flush(t); /* a fault waits for these pages: nothing is held back */
+	/* an answer's pages go when it is complete (or when a frame is full):
+	 * the daemon cannot use a part of it */
 	return r;
 }
 

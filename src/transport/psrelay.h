@@ -61,6 +61,7 @@ struct psr_tap {
 	enum { PSR_AT_HEADER, PSR_AT_PAGES, PSR_AT_STATUS } at;
 	uint8_t hdr[PSR_IOV_SIZE];
 	size_t hdr_len;
+	bool hdr_held;           /* hdr is the current answer's, not sent yet */
 	uint64_t left;           /* pages of this answer still to come */
 	uint8_t page[PAGE_SZ];   /* a page in the making */
 	size_t page_len;
@@ -81,8 +82,8 @@ int psr_tap_init(struct psr_tap *t, const struct pageset *set, int (*emit)(void 
 void psr_tap_free(struct psr_tap *t);
 /* Bytes the daemon sent towards CRIU (they go on unchanged). */
 int psr_tap_request(struct psr_tap *t, const uint8_t *p, size_t n, struct error *e);
-/* Bytes CRIU answered: frames are emitted for all of them but an
- * incomplete page (kept for the next call). */
+/* Bytes CRIU answered: frames are emitted for every complete answer (and
+ * for each 64 pages of a longer one); the rest waits for the next call. */
 int psr_tap_answer(struct psr_tap *t, const uint8_t *p, size_t n, struct error *e);
 
 /* Destination: one RELAY_PAGES payload into out (PSR_FRAME_PAGES pages of

@@ -21,7 +21,13 @@
 #     the agent killed right after it resumed its copy: its lazy-pages daemon
 #     finishes, cmt says the end was not confirmed and keeps the frozen copy,
 #     `cmt recover` (committed) removes it;
-#   - --mode auto without --allow-postcopy never migrates post-copy.
+#   - --mode auto without --allow-postcopy never migrates post-copy;
+#   - hybrid (pre-copy rounds, then lazy pages, most of them rebuilt on h2
+#     from its page store): the same guarantees, the lazy transfer far below
+#     its size on the link, nothing left (page store included); --mode auto
+#     --allow-postcopy picks it; the agent killed after the lazy restore
+#     (h1 keeps it, intact) and cmt killed after COMMIT (its relay, which
+#     knows the store, carries the rest; h2 runs it, intact).
 # LAB_* come from the lab's env file; single quotes keep $ for the hosts' shells:
 # shellcheck disable=SC2154,SC2016
 set -u
@@ -163,6 +169,48 @@ wait_until 10 agents_gone
 is "$(leftovers h2)" "" "nothing left on h2 (lazy-pages daemon, agents, images)"
 cleanup_ct p1
 
+# --- h1 -> h2 hybrid: pre-copy rounds, then the lazy pages mostly from h2's store ----
+cleanup_ct p1
+why=$(start_memhog p1 2>&1) || bail "memhog did not start: $why"
+: >"$work/watch"
+watch p1 "$work/watch" &
+watcher=$!
+migrate_from h1 p1 --to h2 --mode hybrid --lease "$LEASE"
+sleep 0.3 # a few more samples
+kill "$watcher" 2>/dev/null
+wait "$watcher" 2>/dev/null
+is "$MIG_RC" 0 "cmt migrate p1 --to h2 --mode hybrid exits 0"
+jtest "JSON result ok, mode hybrid, at least one pre-copy round" 'd["result"] == "ok" and d["mode"] == "hybrid" and d["rounds"] >= 1' \
+	"JSON the rounds sent about the workload's memory" "d['precopy_bytes'] >= $MIB * 1048576 * 0.9" \
+	"JSON postcopy_ms > 0, lazy_bytes >= the workload's memory" "d['postcopy_ms'] > 0 and d['lazy_bytes'] >= $MIB * 1048576" \
+	"JSON most lazy pages came from h2's store" "d['lazy_pages_from_store'] * 4096 >= $MIB * 1048576 / 2" \
+	"JSON ... so the lazy transfer took far less than its size on the link" 'd["lazy_wire_bytes"] < d["lazy_bytes"] / 2' \
+	"JSON the lazy page counts add up to the stream" \
+	'(d["lazy_pages_sent"] + d["lazy_pages_from_store"] + d["lazy_pages_zero"]) * 4096 <= d["lazy_bytes"] < (d["lazy_pages_sent"] + d["lazy_pages_from_store"] + d["lazy_pages_zero"] + 1024) * 4160' \
+	"JSON has no error" '"error" not in d'
+diag "hybrid: $("$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); print("downtime %.0f ms, %d rounds, post-copy %.0f ms; lazy pages: %d from the store, %d sent, %d zero; %d bytes on the link for %d" % (d["downtime_ms"], d["rounds"], d["postcopy_ms"], d["lazy_pages_from_store"], d["lazy_pages_sent"], d["lazy_pages_zero"], d["lazy_wire_bytes"], d["lazy_bytes"]))' "$MIG_JSON" 2>&1)"
+if grep -q TWICE "$work/watch"; then fail "hybrid: the workload never ran twice" "$(grep TWICE "$work/watch" | head -3)"; else ok "hybrid: the workload never ran twice"; fi
+is "$(runc_status h2 p1)" running "hybrid: p1 runs on h2"
+if out=$(verified h2 p1); then
+	ok "hybrid: memhog verified all of its memory on h2"
+else
+	fail "hybrid: memhog verified all of its memory on h2" "$out"
+fi
+is "$(leftovers h1)" "" "hybrid: nothing left on h1"
+wait_until 10 agents_gone
+is "$(leftovers h2)" "" "hybrid: nothing left on h2 (daemon, agents, images, page store)"
+is "$(find "$LAB_DIR/h2/cmt/migrations" -name 'pagestore*' 2>/dev/null)" "" "hybrid: no page store file or reference left on h2"
+cleanup_ct p1
+
+# --mode auto picks hybrid when post-copy is allowed and both hosts can
+cleanup_ct p1
+why=$(start_memhog p1 2>&1) || bail "memhog did not start: $why"
+migrate_from h1 p1 --to h2 --mode auto --allow-postcopy --lease "$LEASE"
+is "$MIG_RC" 0 "cmt migrate p1 --mode auto --allow-postcopy exits 0"
+jtest "... as hybrid, and says why" 'd["mode"] == "hybrid" and "hybrid" in d["mode_reason"] and "--allow-postcopy" in d["mode_reason"]'
+if out=$(verified h2 p1); then ok "auto (hybrid): memory intact on h2"; else fail "auto (hybrid): memory intact on h2" "$out"; fi
+cleanup_ct p1
+
 # --- a process tree (--pid: libcriu) --------------------------------------------------
 tstate=$work/tree.state
 tpid=$(on h1 sh -c 'setsid "$1" --mib "$2" --dirty-mib-s 4 --verify-ms 0 --state "$3" </dev/null >/dev/null 2>&1 & echo $!' \
@@ -191,17 +239,19 @@ is "$(leftovers h2)" "" "nothing left on h2 after the process tree moved"
 on h2 kill "$tpid" 2>/dev/null
 
 # --- failures: before the destination resumed, and cmt killed after COMMIT ---------
-#   NAME  SIDE  POINT  ACTION  RC  RUNS_ON  MESSAGE (regex)
+#   NAME  SIDE  POINT  ACTION  RC  RUNS_ON  MODE  MESSAGE (regex)
 SCENARIOS=(
-	"agent-killed-lazy-restored agent  after-restore     kill 1   h1 connection .*(closed|lost)"
-	"ssh-cut-after-restored     source after-restored    cut  1   h1 connection .*(closed|lost)"
-	"source-killed-page-server  source after-dump        kill 137 h1 -"
-	"source-killed-committed    source after-commit-sent kill 137 h2 -"
-	"agent-killed-resumed       agent  after-resume      kill 1   h2 (last page|not confirmed)"
+	"agent-killed-lazy-restored agent  after-restore     kill 1   h1 postcopy connection .*(closed|lost)"
+	"ssh-cut-after-restored     source after-restored    cut  1   h1 postcopy connection .*(closed|lost)"
+	"source-killed-page-server  source after-dump        kill 137 h1 postcopy -"
+	"source-killed-committed    source after-commit-sent kill 137 h2 postcopy -"
+	"agent-killed-resumed       agent  after-resume      kill 1   h2 postcopy (last page|not confirmed)"
+	"hybrid-agent-killed-lazy   agent  after-restore     kill 1   h1 hybrid   connection .*(closed|lost)"
+	"hybrid-source-killed-commit source after-commit-sent kill 137 h2 hybrid  -"
 )
 n=1
 for row in "${SCENARIOS[@]}"; do
-	read -r name side point action want_rc runs_on msg <<<"$row"
+	read -r name side point action want_rc runs_on mode msg <<<"$row"
 	other=h2
 	[ "$runs_on" = h2 ] && other=h1
 	n=$((n + 1))
@@ -212,7 +262,7 @@ for row in "${SCENARIOS[@]}"; do
 	: >"$work/watch"
 	watch "$id" "$work/watch" &
 	watcher=$!
-	migrate_from h1 "$id" --to h2 --mode postcopy --lease "$LEASE"
+	migrate_from h1 "$id" --to h2 --mode "$mode" --lease "$LEASE"
 	wait_until 30 agents_gone || diag "$name: an agent is still running on h2"
 	# a relay outliving a killed cmt ends once the agent has rolled back
 	wait_until 30 ! on h1 pgrep -f "[m]igrate $id --to" >/dev/null || diag "$name: cmt's relay still runs on h1"
