@@ -238,23 +238,34 @@ int relay_pump(struct proto_conn *c, int sock, unsigned lease_ms, const struct r
 				last_in = now_ms();
 			}
 		}
-		size_t before = q_pending(&to_sock);
-		r = parse_frames(c, &in, &to_sock, &peer_eof, ro, scratch, st, e);
+		/* Frames wait in 'in' while the socket's queue has no room for
+		 * them; when the socket then takes everything, they are parsed at
+		 * once: nothing else would wake this loop for them (the daemon
+		 * waits for their pages, the peer for the daemon). */
+		bool again;
+		do {
+			size_t before = q_pending(&to_sock);
+			r = parse_frames(c, &in, &to_sock, &peer_eof, ro, scratch, st, e);
+			if (r < 0)
+				break;
+			st->from_peer += q_pending(&to_sock) - before;
+			size_t pend = q_pending(&to_sock);
+			if (pend) {
+				r = q_flush(&to_sock, sock);
+				if (r < 0) {
+					error_errno(e, -r, "writing the relayed socket");
+					break;
+				}
+			}
+			again = q_pending(&in) && pend && !q_pending(&to_sock);
+		} while (again);
 		if (r < 0)
 			break;
-		st->from_peer += q_pending(&to_sock) - before;
 		if (conn_eof && !q_pending(&to_sock) && !(peer_eof && sock_eof)) {
 			/* everything received is parsed, and the peer left before both
 			 * directions had ended */
 			r = error_set(e, ECONNRESET, "connection to %s closed (page relay)", c->peer);
 			break;
-		}
-		if (q_pending(&to_sock)) {
-			r = q_flush(&to_sock, sock);
-			if (r < 0) {
-				error_errno(e, -r, "writing the relayed socket");
-				break;
-			}
 		}
 		if (peer_eof && !q_pending(&to_sock) && !shut) {
 			shutdown(sock, SHUT_WR);

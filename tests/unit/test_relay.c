@@ -2,6 +2,7 @@
  * carried both ways through a pair of protocol connections, its half
  * closes, a protocol violation and the silence bound. */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,8 +419,81 @@ static void test_pages_by_content(void)
 	close(fd);
 }
 
+/* Frames that waited for room in the socket's queue go on as soon as the
+ * socket has taken the queue, not at the next sign of life of the peer. */
+static size_t want_bytes;
+static void *slow_reader(void *arg)
+{
+	struct reader *r = arg;
+	struct pollfd none;
+	poll(&none, 0, 300); /* the queue fills meanwhile */
+	size_t cap = want_bytes;
+	r->buf = malloc(cap);
+	r->n = 0;
+	double t0 = now_ms();
+	while (r->n < cap && now_ms() - t0 < 4000) {
+		struct pollfd pf = { r->fd, POLLIN, 0 };
+		if (poll(&pf, 1, 200) <= 0)
+			continue;
+		ssize_t k = read(r->fd, r->buf + r->n, cap - r->n);
+		if (k <= 0)
+			break;
+		r->n += (size_t)k;
+		if (r->n >= want_bytes)
+			break;
+	}
+	return NULL;
+}
+
+static void test_waiting_frames(void)
+{
+	struct proto_conn ca, cb;
+	struct error e = { 0 };
+	int s[2];
+	pthread_t tp, tr;
+	static uint8_t chunk[256 * 1024];
+
+	conn_pair(&ca, &cb);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, s) < 0)
+		abort();
+	/* a socket whose buffer, once the reader drains it, takes the whole
+	 * queue at once, as a loopback TCP socket to CRIU's daemon does (the
+	 * kernel doubles the 2 MiB; a unix socket is writable again when 3/4
+	 * of it is free) */
+	int big = 2 << 20, eff = 0;
+	socklen_t el = sizeof(eff);
+	setsockopt(s[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+	getsockopt(s[1], SOL_SOCKET, SO_SNDBUF, &eff, &el);
+	/* what the socket holds, then the socket's queue (1 MiB), then what
+	 * waits in the inbound queue: the peer has sent everything */
+	int frames = (int)(((size_t)eff + (1u << 20) + (3u << 18)) / sizeof(chunk));
+	/* a long lease: the peer's keepalives would come only after 20 s */
+	struct pump pa = { .c = &ca, .sock = s[1], .lease = 60000 };
+	struct reader rd = { .fd = s[0] };
+	pthread_create(&tp, NULL, pump_thread, &pa);
+	pthread_create(&tr, NULL, slow_reader, &rd);
+	want_bytes = (size_t)frames * sizeof(chunk);
+	for (int i = 0; i < frames; i++) {
+		memset(chunk, i + 1, sizeof(chunk));
+		proto_send(&cb, MSG_DATA, RELAY_CHAN, chunk, sizeof(chunk), &e);
+	}
+	double t0 = now_ms();
+	pthread_join(tr, NULL);
+	ok(rd.n == want_bytes, "%zu bytes reach a slow reader without waiting for the peer (%zu bytes in %.0f ms)", want_bytes, rd.n,
+	   now_ms() - t0);
+	free(rd.buf);
+	proto_send(&cb, MSG_RELAY_CLOSE, 0, NULL, 0, &e);
+	shutdown(s[0], SHUT_WR);
+	pthread_join(tp, NULL);
+	close(s[0]);
+	close(s[1]);
+	proto_conn_free(&ca);
+	proto_conn_free(&cb);
+}
+
 int main(void)
 {
+	test_waiting_frames();
 	test_pages_by_content();
 	test_both_ways();
 	test_violation();
