@@ -399,8 +399,12 @@ static int on_stream(struct session *s, const struct frame *f, struct error *e, 
 	if (s->prepared && (area == AREA_PAGES || area == AREA_PAGE_IMAGE)) {
 		if (area == AREA_PAGES) {
 			r = pagestore_recv(&s->conn, f, &s->ps, reported, e);
-			if (r == 0)
-				pagestore_prealloc(&s->ps); /* while the workload still runs */
+			/* while the workload still runs; not in hybrid, whose page
+			 * images hold only the few pages CRIU does not leave lazy (a
+			 * spare as large as the store would only cost memory, and its
+			 * release time while frozen) */
+			if (r == 0 && !s->postcopy)
+				pagestore_prealloc(&s->ps);
 		} else if (!pageimage_name_valid(name)) {
 			struct error de = { 0 };
 			if (drain_stream(s, f, &de) == -ECANCELED)
