@@ -98,6 +98,20 @@ leftovers() {
 	echo "$out"
 }
 agents_gone() { ! on h2 pgrep -f 'agent --stdio' >/dev/null; }
+# watched_move ID MODE: a fresh memhog container ID moved h1 -> h2 in MODE
+# while watch samples both copies into $work/watch
+watched_move() {
+	local watcher why
+	cleanup_ct "$1"
+	why=$(start_memhog "$1" 2>&1) || bail "memhog did not start: $why"
+	: >"$work/watch"
+	watch "$1" "$work/watch" &
+	watcher=$!
+	migrate_from h1 "$1" --to h2 --mode "$2" --lease "$LEASE"
+	sleep 0.3 # a few more samples
+	kill "$watcher" 2>/dev/null
+	wait "$watcher" 2>/dev/null
+}
 
 # --- the pipe-size limit ---------------------------------------------------------
 old_pipe=$(sysctl -n fs.pipe-max-size) || bail "cannot read fs.pipe-max-size"
@@ -132,15 +146,7 @@ for h in h1 h2; do on "$h" "$CMT" recover >/dev/null 2>&1; done
 cleanup_ct p0
 
 # --- h1 -> h2 ---------------------------------------------------------------------
-cleanup_ct p1
-why=$(start_memhog p1 2>&1) || bail "memhog did not start: $why"
-: >"$work/watch"
-watch p1 "$work/watch" &
-watcher=$!
-migrate_from h1 p1 --to h2 --mode postcopy --lease "$LEASE"
-sleep 0.3 # a few more samples
-kill "$watcher" 2>/dev/null
-wait "$watcher" 2>/dev/null
+watched_move p1 postcopy
 is "$MIG_RC" 0 "cmt migrate p1 --to h2 --mode postcopy exits 0"
 jtest "JSON result ok, mode postcopy" 'd["result"] == "ok" and d["mode"] == "postcopy"' \
 	"JSON downtime_ms > 0 and frozen_ms > 0" 'd["downtime_ms"] > 0 and d["frozen_ms"] > 0' \
@@ -170,15 +176,7 @@ is "$(leftovers h2)" "" "nothing left on h2 (lazy-pages daemon, agents, images)"
 cleanup_ct p1
 
 # --- h1 -> h2 hybrid: pre-copy rounds, then the lazy pages mostly from h2's store ----
-cleanup_ct p1
-why=$(start_memhog p1 2>&1) || bail "memhog did not start: $why"
-: >"$work/watch"
-watch p1 "$work/watch" &
-watcher=$!
-migrate_from h1 p1 --to h2 --mode hybrid --lease "$LEASE"
-sleep 0.3 # a few more samples
-kill "$watcher" 2>/dev/null
-wait "$watcher" 2>/dev/null
+watched_move p1 hybrid
 is "$MIG_RC" 0 "cmt migrate p1 --to h2 --mode hybrid exits 0"
 jtest "JSON result ok, mode hybrid, at least one pre-copy round" 'd["result"] == "ok" and d["mode"] == "hybrid" and d["rounds"] >= 1' \
 	"JSON the rounds sent about the workload's memory" "d['precopy_bytes'] >= $MIB * 1048576 * 0.9" \
