@@ -121,6 +121,13 @@ def main():
             if reasons:
                 parts.append("stopped by " + "/".join(reasons))
             print("  %-12s %-8s dirty %-3d %-13s %s" % (rate_name(sc[0]), size_name(sc[1]), sc[2], m, ", ".join(parts)))
+            # cmt's timeline (JSON steps_ms): where the total goes, step by step
+            steps = [k for r in good for k in ((r.get("raw") or {}).get("steps_ms") or {})]
+            steps = list(dict.fromkeys(steps))
+            if steps:
+                print("  %-12s %-8s %-9s %-13s steps: %s" % ("", "", "", "", ", ".join(
+                    "%s %.0f" % (k, med([((r.get("raw") or {}).get("steps_ms") or {}).get(k) for r in good]) or 0)
+                    for k in steps)))
 
     # the targets, with the figures that decide them
     print()
@@ -137,6 +144,8 @@ def main():
             c = med([r["downtime_ms"] for r in ok(sc, "classic")])
             print("  cmt-precopy %s %s dirty %d: downtime %.0f vs classic %.0f ms = %.2f (target <= 0.5): %s"
                   % (rate, size_name(size), dirty, d, c, d / c, "met" if d / c <= 0.5 else "NOT met"))
+        # the total against the line rate needs no baseline
+        if rate and ok(sc, "cmt-precopy"):
             bps = rate_bytes_per_s(rate)
             tot = med([r["total_ms"] for r in ok(sc, "cmt-precopy")])
             sent = med([(r.get("bytes") or {}).get("bytes_sent") for r in ok(sc, "cmt-precopy")])

@@ -379,6 +379,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	memset(&p, 0, sizeof(p));
 	p.pid = -1;
 	st->t_start = now_ms();
+	timeline_start(&st->tl, st->t_start);
 	st->result = "failed";
 	snprintf(st->mode, sizeof(st->mode), "%s", o->mode);
 	snprintf(st->source, sizeof(st->source), "%s", c->cfg.name);
@@ -444,6 +445,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	r = ctx_need_criu(c, e);
 	if (r < 0)
 		goto fail_early;
+	timeline_mark(&st->tl, "inspect");
 
 	migration_id_make(w.id, st->migration_id, sizeof(st->migration_id));
 	snprintf(mig_dir, sizeof(mig_dir), "%s/migrations/%s", c->cfg.root, st->migration_id);
@@ -464,6 +466,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		goto fail;
 	connected = true;
 	fault_set_conn(p.conn.rfd, p.conn.wfd);
+	timeline_mark(&st->tl, "connect");
 
 	{
 		struct precheck prc;
@@ -476,6 +479,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 			goto fail_nohook;
 	}
 	started = true;
+	timeline_mark(&st->tl, "checks");
 	if (mode == MODE_AUTO) {
 		struct facts none = { 0 };
 		long long rss_kib = (long long)(memscan_estimate(w.pid) * PAGE_SZ / 1024);
@@ -560,6 +564,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	 * the agent bounds its waits for us the same way */
 	p.conn.timeout_ms = (int)lease;
 	fault_point("after-prepare");
+	timeline_mark(&st->tl, "prepare");
 	if (postcopy) {
 		/* the page relay's session opens now, while the workload runs */
 		r = postcopy_relay_start(&pc, o, c->cfg.name, st->migration_id, lease, &p, e);
@@ -585,6 +590,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		msg_free(&m);
 		log_debug("network namespace %s %s on %s, locked", net->path,
 			  st->netns_existed ? "found" : "recreated", p.name);
+		timeline_mark(&st->tl, "net-setup");
 	}
 
 	/* The root filesystem is copied while the workload still runs; only
@@ -618,6 +624,8 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 			goto fail;
 	}
 
+	timeline_mark(&st->tl, "rootfs-precopy");
+
 	/* Memory rounds while the workload runs: only what changes after the
 	 * last one travels while it is frozen. */
 	if (mode == MODE_PRECOPY || mode == MODE_HYBRID) {
@@ -633,6 +641,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		 * references (the relay process learns which here) */
 		if (mode == MODE_HYBRID && (r = postcopy_share_pages(&pc, &set, e)) < 0)
 			goto fail;
+		timeline_mark(&st->tl, "rounds");
 	}
 
 	/* Long local steps (hooks, freeze, dump): keep the agent's lease alive */
@@ -668,6 +677,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	}
 	fault_point("after-freeze");
 	log_debug("%s frozen", w.label);
+	timeline_mark(&st->tl, "freeze");
 	if (postcopy)
 		r = postcopy_dump(&pc, c, drv, &w, images, work, lease, e); /* everything but memory */
 	else
@@ -681,6 +691,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	if (r < 0)
 		goto fail;
 	keepalive_stop(&ka);
+	timeline_mark(&st->tl, "dump");
 
 	progress_begin(&pg, show, "images", dir_bytes(images));
 	r = images_send(&p.conn, CHAN_IMAGES, images, p.peer_minor >= PROTO_MINOR_PAGES ? &set : NULL, &zp, progress_cb,
@@ -692,6 +703,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		goto fail;
 	st->image_bytes = st->img.bytes;
 	st->files += st->img.files;
+	timeline_mark(&st->tl, "images");
 
 	if (w.kind == KIND_RUNC && !o->shared_storage) {
 		r = rootfs_delta(&p.conn, CHAN_ROOTFS, w.rootfs, "rootfs", work, &rs, e);
@@ -718,6 +730,8 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 			goto fail;
 	}
 	st->t_transferred = now_ms();
+	if (w.kind == KIND_RUNC || w.monitor_pid > 0)
+		timeline_mark(&st->tl, "rootfs-delta");
 
 	keepalive_start(&ka, &p.conn, lease / 3);
 	r = run_hook(o, HOOK_PRE_RESTORE, &w, st, NULL, e);
@@ -730,6 +744,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	if (r < 0)
 		goto fail;
 	st->t_restored = now_ms();
+	timeline_mark(&st->tl, "restore");
 	log_debug("restored (stopped) on %s as pid %d after %.0f ms frozen", p.name, st->dest_pid,
 		  st->t_restored - st->t_frozen);
 	fault_point("after-restored");
@@ -750,6 +765,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	}
 	if (r >= 0) {
 		st->t_running = now_ms();
+		timeline_mark(&st->tl, "commit");
 		if (msg_has(&m, A_BYTES))
 			st->agent_peak_rss_kib = m.num[A_BYTES] / 1024;
 		if (msg_has(&m, A_MESSAGE)) /* e.g. the network after the commit: the migration stands */
@@ -806,6 +822,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		if (r < 0)
 			goto postcopy_unconfirmed;
 		st->t_lazy_done = now_ms();
+		timeline_mark(&st->tl, "postcopy");
 	}
 	st->bytes_sent = p.conn.bytes_out + st->lazy_wire_bytes;
 	fault_point("before-destroy");
@@ -824,6 +841,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 			log_warn("cannot remove the network namespace %s of the moved container: %s", net->path, ne.msg);
 		net_locked = false;
 	}
+	timeline_mark(&st->tl, "destroy");
 	{
 		struct error tmp = { 0 };
 		mem_dir_drop(images);
@@ -831,6 +849,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	}
 	st->result = "ok";
 	st->t_end = now_ms();
+	timeline_mark(&st->tl, "cleanup");
 	peer_close(&p);
 	{
 		/* the migration stands whatever this hook says */
@@ -1021,6 +1040,7 @@ char *migrate_stats_json(const struct migrate_stats *st, const struct error *e)
 	}
 	if (st->checked)
 		checks_to_json(&st->checks, j);
+	timeline_to_json(&st->tl, j);
 	if (e && e->code) {
 		json_object_set_new(j, "error", json_string(e->msg));
 		if (e->host[0])

@@ -14,6 +14,7 @@
 #include "engine/converge.h"
 #include "engine/images.h"
 #include "engine/precopy.h"
+#include "engine/timeline.h"
 #include "engine/context.h"
 #include "engine/hooks.h"
 #include "engine/volumes.h"
@@ -77,6 +78,7 @@ struct migrate_stats {
 	char netns[256];         /* the container's network namespace path, "" = none moved by cmt */
 	bool netns_existed;      /* it existed at that path on the destination (not recreated) */
 	struct check_list checks;
+	struct timeline tl;      /* the end of each step (JSON steps_ms) */
 };
 
 int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stats *st, struct error *e);
