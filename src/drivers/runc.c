@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "drivers/driver.h"
@@ -357,6 +358,37 @@ static int runc_thaw(struct ctx *c, struct workload *w, struct error *e)
 	return r;
 }
 
+/* `runc delete --force` of a container that still has its init (here: the
+ * paused source copy) sends SIGKILL and then sleeps 100 ms before it looks
+ * again (runc 1.1), however fast the container dies.  So the container is
+ * killed first (`runc kill --all`, which thaws a paused one for the signal
+ * to act) and its init's exit awaited (pidfd); the delete then finds it
+ * stopped.  Anything that goes wrong here leaves the work to the delete, as
+ * before.  Only for an init pid this process saw frozen (recovery knows no
+ * pid). */
+#define KILL_WAIT_MS 5000
+static void kill_and_wait(struct ctx *c, const struct workload *w)
+{
+	struct run_result rr;
+	struct error tmp = { 0 };
+	int fd;
+
+	if (w->pid <= 0 || !w->frozen)
+		return;
+	fd = (int)syscall(SYS_pidfd_open, w->pid, 0); /* close-on-exec by itself */
+	if (fd < 0)
+		return;
+	if (runc_cmd(c, &rr, NULL, 0, &tmp, "kill", "--all", w->id, "KILL", NULL) == 0) {
+		if (rr.status == 0) {
+			struct pollfd pf = { .fd = fd, .events = POLLIN };
+			while (poll(&pf, 1, KILL_WAIT_MS) < 0 && errno == EINTR)
+				;
+		}
+		run_result_free(&rr);
+	}
+	close(fd);
+}
+
 static int runc_destroy(struct ctx *c, struct workload *w, struct error *e)
 {
 	int r;
@@ -369,6 +401,7 @@ static int runc_destroy(struct ctx *c, struct workload *w, struct error *e)
 		if (monitor_release(c->cfg.root, w->id, &me) < 0)
 			log_warn("%s (it exits when the frozen copy is removed)", me.msg);
 	}
+	kill_and_wait(c, w);
 	/* `runc delete --force` kills a paused container too. */
 	r = runc_simple(c, w, "delete", "--force", "remove", e);
 	if (r < 0)
