@@ -714,8 +714,6 @@ static int on_commit(struct session *s, struct error *e)
 		error_hint(e, "run `cmt recover` on %s (it resumes committed copies)", s->c->cfg.name);
 		return r;
 	}
-	if (!s->rq.lazy)
-		finish(s);
 	fault_point("after-resume");
 	/* how much memory this agent needed (it streams: far less than the workload) */
 	struct mbuf mb;
@@ -727,8 +725,14 @@ static int on_commit(struct session *s, struct error *e)
 		mb_str(&mb, A_MESSAGE, net_warn);
 	r = proto_send_msg(&s->conn, MSG_DONE, &mb, e);
 	mb_free(&mb);
-	if (!s->rq.lazy)
+	if (!s->rq.lazy) {
+		/* Freeing the images (as large as the workload) takes tens of ms:
+		 * after DONE, while the source removes its copy.  A crash in
+		 * between leaves the journal (committed), and recovery here
+		 * finishes the cleanup. */
+		finish(s);
 		return r;
+	}
 	/* Post-copy: the workload runs here; its remaining pages are still
 	 * arriving.  The source keeps its frozen copy (and serves the pages)
 	 * until LAZY_DONE says all of them are here. */
