@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/falloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ void pagestore_init(struct pagestore *ps, const char *path, const char *spare_di
 	ps->dig_cap = 0;
 	ps->spare_fd = -1;
 	ps->spare_bytes = 0;
+	ps->growing = false;
 	snprintf(ps->path, sizeof(ps->path), "%s", path);
 	snprintf(ps->spare_path, sizeof(ps->spare_path), "%s%s", spare_dir, spare_dir[0] ? "/.cmt-spare" : "");
 }
@@ -91,6 +93,7 @@ int pagestore_open_published(const char *store_path, int *ret_fd, uint32_t *ret_
 
 void pagestore_close(struct pagestore *ps)
 {
+	pagestore_prealloc_wait(ps);
 	if (ps->path[0]) {
 		char rp[sizeof(ps->path) + 8];
 		ref_path(ps->path, rp, sizeof(rp));
@@ -110,10 +113,40 @@ void pagestore_close(struct pagestore *ps)
 	ps->dig_cap = 0;
 }
 
+/* The growth itself (the thread, or inline): it alone touches spare_fd,
+ * spare_bytes and grow_to while 'growing'. */
+static void *grow(void *arg)
+{
+	struct pagestore *ps = arg;
+
+	ps->grow_ok = fallocate(ps->spare_fd, 0, (off_t)ps->spare_bytes, (off_t)(ps->grow_to - ps->spare_bytes)) == 0;
+	return NULL;
+}
+
+static void grow_done(struct pagestore *ps)
+{
+	if (ps->grow_ok)
+		ps->spare_bytes = ps->grow_to;
+	ps->growing = false;
+}
+
+void pagestore_prealloc_wait(struct pagestore *ps)
+{
+	if (!ps->growing)
+		return;
+	pthread_join(ps->grow_thread, NULL);
+	grow_done(ps);
+}
+
 void pagestore_prealloc(struct pagestore *ps)
 {
 	uint64_t want = (uint64_t)ps->pages * PAGE_SZ;
 
+	if (ps->growing) {
+		if (pthread_tryjoin_np(ps->grow_thread, NULL) != 0)
+			return; /* still growing */
+		grow_done(ps);
+	}
 	if (want <= ps->spare_bytes)
 		return;
 	if (ps->spare_fd < 0) {
@@ -121,8 +154,13 @@ void pagestore_prealloc(struct pagestore *ps)
 		if (ps->spare_fd < 0)
 			return;
 	}
-	if (fallocate(ps->spare_fd, 0, (off_t)ps->spare_bytes, (off_t)(want - ps->spare_bytes)) == 0)
-		ps->spare_bytes = want;
+	ps->grow_to = want;
+	ps->grow_ok = false;
+	ps->growing = true;
+	if (pthread_create(&ps->grow_thread, NULL, grow, ps) != 0) {
+		grow(ps); /* no thread: here, as before */
+		grow_done(ps);
+	}
 }
 
 bool pageimage_name_valid(const char *name)
@@ -434,6 +472,7 @@ int pageimage_recv(struct proto_conn *c, const struct frame *begin, const char *
 	b.what = path;
 	b.buf = malloc((size_t)COPY_CHUNK_PAGES * PAGE_SZ);
 	b.fd = -1;
+	pagestore_prealloc_wait(ps);
 	if (ps->spare_fd >= 0 && ps->spare_bytes > 0 &&
 	    renameat2(AT_FDCWD, ps->spare_path, AT_FDCWD, path, RENAME_NOREPLACE) == 0) {
 		/* the space allocated while the workload ran becomes this image

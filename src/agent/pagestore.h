@@ -8,6 +8,7 @@
  * of store pages and zero pages (holes), and is verified against the size
  * and XXH3-64 of the source's file. */
 #pragma once
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -27,6 +28,12 @@ struct pagestore {
 	int spare_fd;
 	uint64_t spare_bytes;
 	char spare_path[4208];
+	/* The spare grows in a thread: allocating the workload's size takes
+	 * 0.2-1 s of first touches here, and meanwhile the agent reads the
+	 * next round (before, the source's round waited for it). */
+	pthread_t grow_thread;
+	bool growing, grow_ok;
+	uint64_t grow_to;
 };
 
 /* path: the store's file where memfds are not available; spare_dir: where
@@ -39,8 +46,11 @@ int pagestore_open_published(const char *store_path, int *ret_fd, uint32_t *ret_
 /* Closes the store and removes its files (store and spare). */
 void pagestore_close(struct pagestore *ps);
 /* Grows the spare to the store's size (after a pre-copy round; failures
- * only cost speed). */
+ * only cost speed), in a thread: it returns at once.  A growth still under
+ * way is left to finish (the next call grows the rest). */
 void pagestore_prealloc(struct pagestore *ps);
+/* Waits for a growth under way (the image build and pagestore_close do). */
+void pagestore_prealloc_wait(struct pagestore *ps);
 /* An AREA_PAGES stream whose STREAM_BEGIN was just read: appends to the
  * store.  Same contract as tree_recv (answers STREAM_OK; *ret_reported when
  * the error was already sent and the stream drained). */

@@ -2,14 +2,17 @@
  * the content set, the compression policy, the decoder's bounds on hostile
  * batches, and writer -> wire -> page store / rebuilt image round trips over
  * a socketpair, including a damaged frame caught by the end-to-end hash.
- * Also the convergence policy (engine/converge.c). */
+ * Also the convergence policy (engine/converge.c), and pre-copy rounds of a
+ * live child (engine/memscan.c, its reader threads). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +21,7 @@
 #include "agent/pagestore.h"
 #include "engine/converge.h"
 #include "engine/images.h"
+#include "engine/memscan.h"
 #include "transport/tree.h"
 #include "transport/pages.h"
 #include "util/fs.h"
@@ -263,6 +267,7 @@ static void test_roundtrip(void)
 	close(sv[0]);
 	ok(rs == 0 && j.rc == 0 && ps.pages == 305, "round 2: appended, 305 pages in the store");
 	pagestore_prealloc(&ps);
+	pagestore_prealloc_wait(&ps); /* it grows in a thread */
 	ok(ps.spare_fd >= 0 && ps.spare_bytes == 305u * PAGE_SZ, "space for the first image is allocated (305 pages)");
 
 	/* a source image: pages known (runs), new ones, zero runs, and a tail */
@@ -596,6 +601,104 @@ static void test_pacing(void)
 	close(fd);
 }
 
+/* --- pre-copy rounds of a live process (engine/memscan.c) ------------------------------ */
+
+/* One memscan round of pid into a page store, over a socketpair. */
+static int scan_round(pid_t pid, struct pageset *set, struct pagestore *ps, struct mem_round *mr, struct error *e)
+{
+	struct proto_conn c;
+	struct page_writer w;
+	struct zpolicy z = { .mode = ZMODE_NEVER };
+	int sv[2], r;
+	pthread_t t;
+
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+	struct job j = { .fd = sv[1], .area = AREA_PAGES, .ps = ps };
+	pthread_create(&t, NULL, receiver, &j);
+	proto_conn_init(&c, sv[0], sv[0], "dest", e);
+	r = pw_begin(&w, &c, 3, AREA_PAGES, NULL, &z, e);
+	if (r == 0)
+		r = memscan_round(pid, set, &w, mr, e);
+	if (r == 0)
+		r = pw_end(&w);
+	pw_free(&w);
+	proto_conn_free(&c);
+	close(sv[0]);
+	pthread_join(t, NULL);
+	close(sv[1]);
+	return r < 0 ? r : j.rc;
+}
+
+/* A child with 1000 pages of its own (several chunks for the readers):
+ * random ones, zero ones and copies; on a byte from 'go' it rewrites 37
+ * pages with new content and answers on 'done'. */
+#define MS_PAGES 1000
+static void test_memscan(void)
+{
+	char dir[] = "/tmp/cmt-test-memscan.XXXXXX", store[128];
+	int go[2], done[2];
+	struct pageset set = { 0 };
+	struct pagestore ps;
+	struct mem_round m1, m2, m3;
+	struct error e = { 0 };
+	uint8_t *mem = mmap(NULL, MS_PAGES * PAGE_SZ, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char b = 0;
+
+	ok(mem != MAP_FAILED && mkdtemp(dir) != NULL && pipe2(go, O_CLOEXEC) == 0 && pipe2(done, O_CLOEXEC) == 0,
+	   "memscan: setup");
+	for (int i = 0; i < MS_PAGES; i++) {
+		if (i % 10 == 3)
+			memset(mem + (size_t)i * PAGE_SZ, 0, PAGE_SZ); /* present, zero */
+		else
+			fill(mem + (size_t)i * PAGE_SZ, i % 10 == 7 ? 7u : 5000u + (uint32_t)i); /* 7: copies of one page */
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (read(go[0], &b, 1) == 1) {
+			for (int i = 0; i < 37; i++)
+				fill(mem + (size_t)(i * 25 + 1) * PAGE_SZ, 900000u + (uint32_t)i);
+			if (write(done[1], &b, 1) != 1)
+				_exit(1);
+			if (read(go[0], &b, 1) < 0)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	snprintf(store, sizeof(store), "%s/pagestore", dir);
+	pagestore_init(&ps, store, dir);
+	int r = scan_round(pid, &set, &ps, &m1, &e);
+	ok(r == 0 && m1.scanned >= MS_PAGES && m1.zero >= MS_PAGES / 10 && m1.sent >= 800 && m1.sent < m1.scanned,
+	   "round 1: every page read, zero pages and copies not sent (%llu scanned, %llu sent, %llu zero) %s",
+	   (unsigned long long)m1.scanned, (unsigned long long)m1.sent, (unsigned long long)m1.zero, e.msg);
+	ok(ps.pages == set.stored && set.stored == m1.sent, "round 1: the store holds what was sent (%u)", ps.pages);
+	r = scan_round(pid, &set, &ps, &m2, &e);
+	ok(r == 0 && m2.scanned == m1.scanned && m2.sent == 0, "round 2, nothing changed: nothing sent (%llu) %s",
+	   (unsigned long long)m2.sent, e.msg);
+	ok(write(go[1], &b, 1) == 1 && read(done[0], &b, 1) == 1, "the child rewrote 37 pages");
+	r = scan_round(pid, &set, &ps, &m3, &e);
+	/* (its stack may have changed too: a page or two) */
+	ok(r == 0 && m3.sent >= 37 && m3.sent <= 37 + 4, "round 3: the 37 new pages sent (%llu) %s",
+	   (unsigned long long)m3.sent, e.msg);
+	bool all = true;
+	for (int i = 0; i < 37; i++) {
+		uint8_t pg[PAGE_SZ];
+		fill(pg, 900000u + (uint32_t)i);
+		all &= pageset_find(&set, page_hash(pg)) >= 0;
+	}
+	ok(all && ps.pages == set.stored, "round 3: each new content is in the set and the store (%u pages)", ps.pages);
+	ok(write(go[1], &b, 1) == 1, "the child may end");
+	int st = -1;
+	waitpid(pid, &st, 0);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child ran to its end");
+	pagestore_close(&ps);
+	pageset_free(&set);
+	struct error tmp = { 0 };
+	rm_rf(dir, &tmp);
+	munmap(mem, MS_PAGES * PAGE_SZ);
+	close(go[0]), close(go[1]), close(done[0]), close(done[1]);
+}
+
 int main(void)
 {
 	test_pacing();
@@ -605,5 +708,6 @@ int main(void)
 	test_roundtrip();
 	test_images_send();
 	test_converge();
+	test_memscan();
 	return done_testing();
 }
