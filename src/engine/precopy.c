@@ -50,8 +50,11 @@ int precopy_run(struct proto_conn *c, uint32_t chan, pid_t root, const struct co
 		w.arg = pg;
 		if (r == 0)
 			r = memscan_round(root, set, &w, &mr, e);
+		double t_scanned = mono_ms();
 		if (r == 0)
 			r = pw_end(&w);
+		log_debug("pre-copy round %u: the scan and its batches %.0f ms, then the destination's answer %.0f ms",
+			  ps->n + 1, t_scanned - rd->t_start, mono_ms() - t_scanned);
 		rd->wire_bytes = w.wire_bytes;
 		pw_free(&w);
 		progress_end(pg);
