@@ -65,6 +65,12 @@ struct driver {
 	int (*inspect)(struct ctx *c, const char *name, struct workload *w, struct error *e);
 	int (*freeze)(struct ctx *c, struct workload *w, struct error *e);
 	int (*dump)(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, struct error *e);
+	/* Optional (NULL: dump only): the same dump in the background, so that
+	 * its page images can travel while CRIU writes them; dump_finish waits
+	 * for it (bounded) and says how it went, as dump does. */
+	int (*dump_start)(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, pid_t *ret_pid,
+			  struct error *e);
+	int (*dump_finish)(struct ctx *c, struct workload *w, pid_t pid, const char *work_dir, struct error *e);
 	/* post-copy (NULL: not supported): dump everything but memory and
 	 * start CRIU's lazy page server on 127.0.0.1:port, in the background;
 	 * returns once it listens, with the pid to wait for (it ends when the

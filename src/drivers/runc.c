@@ -252,6 +252,72 @@ static int runc_dump(struct ctx *c, struct workload *w, const char *images_dir, 
 	return 0;
 }
 
+/* The dump of runc_dump, in the background (its output in the work
+ * directory): the caller reads the page images while CRIU writes them. */
+static int runc_dump_start(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir,
+			   pid_t *ret_pid, struct error *e)
+{
+	char out[PATH_MAX + 32];
+	char *argv[RUNC_MAX_ARGS];
+	struct run_opts o = { .output_path = out };
+	int n = 0, r;
+
+	if ((r = ctx_need_criu(c, e)) < 0 || (r = ctx_need_runc(c, e)) < 0)
+		return r;
+	snprintf(out, sizeof(out), "%s/runc-checkpoint.out", work_dir);
+	argv[n++] = c->runc;
+	argv[n++] = "--root";
+	argv[n++] = c->cfg.runc_root;
+	if (c->criu.path[0]) {
+		argv[n++] = "--criu";
+		argv[n++] = c->criu.path;
+	}
+	argv[n++] = "checkpoint";
+	argv[n++] = "--leave-running";
+	if (w->tcp_established)
+		argv[n++] = "--tcp-established";
+	argv[n++] = "--image-path";
+	argv[n++] = (char *)images_dir;
+	argv[n++] = "--work-path";
+	argv[n++] = (char *)work_dir;
+	argv[n++] = w->id;
+	argv[n] = NULL;
+	return spawn_bg(argv, &o, NULL, ret_pid, e);
+}
+
+static int runc_dump_finish(struct ctx *c, struct workload *w, pid_t pid, const char *work_dir, struct error *e)
+{
+	char out[PATH_MAX + 32], log[PATH_MAX + 16], what[320];
+	_cleanup_free_ char *msg = NULL;
+	struct error tmp = { 0 };
+	int st = -1, r;
+
+	snprintf(what, sizeof(what), "checkpoint of container %s", w->id);
+	r = wait_child_ms(pid, RUNC_TIMEOUT_MS, &st);
+	if (r == -ETIMEDOUT) {
+		kill(-pid, SIGKILL);
+		wait_child_ms(pid, 10000, &st);
+		error_set(e, ETIMEDOUT, "%s did not end within %d s", what, RUNC_TIMEOUT_MS / 1000);
+		error_host(e, c->cfg.name);
+		return -ETIMEDOUT;
+	}
+	if (r < 0)
+		return error_errno(e, -r, "cannot wait for the %s", what);
+	if (st == 0)
+		return 0;
+	snprintf(out, sizeof(out), "%s/runc-checkpoint.out", work_dir);
+	snprintf(log, sizeof(log), "%s/dump.log", work_dir);
+	read_file(out, 64 * 1024, &msg, NULL, &tmp);
+	if (path_exists(log)) {
+		error_set(e, EIO, "%s", msg && *msg ? runc_msg(msg) : "runc checkpoint failed");
+		criu_explain(log, what, c->cfg.name, e);
+	} else {
+		error_set(e, EIO, "%s failed (runc exit status %d): %s", what, st, msg && *msg ? runc_msg(msg) : "no message");
+		error_host(e, c->cfg.name);
+	}
+	return -e->code;
+}
+
 /* Post-copy: `runc checkpoint --lazy-pages --leave-running` of the paused
  * container, in the background.  CRIU dumps everything but memory, then
  * serves the pages from the frozen tasks until the destination's lazy-pages
@@ -564,6 +630,8 @@ const struct driver runc_driver = {
 	.inspect = runc_inspect,
 	.freeze = runc_freeze,
 	.dump = runc_dump,
+	.dump_start = runc_dump_start,
+	.dump_finish = runc_dump_finish,
 	.dump_lazy = runc_dump_lazy,
 	.thaw = runc_thaw,
 	.destroy = runc_destroy,

@@ -3,9 +3,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,9 +27,28 @@ bool image_is_pages(const char *name)
 	return n > 10 && !strncmp(b, "pages-", 6) && !strcmp(b + n - 4, ".img");
 }
 
+/* Following a page image the dumper still writes: waits until the file
+ * grew (inotify) or the dumper ended.  Returns false once it ended (what is
+ * in the file then is all of it). */
+static bool wait_growth(int ifd, int pidfd)
+{
+	struct pollfd pf[2] = { { .fd = pidfd, .events = POLLIN }, { .fd = ifd, .events = POLLIN } };
+	char ev[4096];
+	int k;
+
+	do
+		k = poll(pf, 2, 1000); /* (a timeout only reads again) */
+	while (k < 0 && errno == EINTR);
+	if (k < 0 || (pf[0].revents & (POLLIN | POLLHUP | POLLERR)))
+		return false;
+	while (read(ifd, ev, sizeof(ev)) > 0)
+		;
+	return true;
+}
+
 static int send_page_image(struct proto_conn *c, uint32_t chan, const char *dir, const char *name,
 			   const struct pageset *set, struct zpolicy *z, void (*on_bytes)(uint64_t, void *), void *arg,
-			   struct image_stats *st, struct error *e)
+			   int follow_pidfd, struct image_stats *st, struct error *e)
 {
 	char path[4400];
 	struct page_writer w;
@@ -39,6 +60,14 @@ static int send_page_image(struct proto_conn *c, uint32_t chan, const char *dir,
 	int r;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	/* following: watched before the first read, so no growth is missed */
+	_cleanup_close_ int ifd = -1;
+	bool following = follow_pidfd >= 0;
+	if (following) {
+		ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (ifd < 0 || inotify_add_watch(ifd, path, IN_MODIFY | IN_CLOSE_WRITE) < 0)
+			return error_errno(e, errno, "cannot watch the image %s", path);
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return error_errno(e, errno, "cannot read the image %s", path);
@@ -66,6 +95,19 @@ static int send_page_image(struct proto_conn *c, uint32_t chan, const char *dir,
 		if (k < 0) {
 			r = error_errno(e, errno, "cannot read the image %s", path);
 			break;
+		}
+		if (following && k % PAGE_SZ) {
+			/* a page still being written: it comes with a later read */
+			if (lseek(fd, -(off_t)(k % PAGE_SZ), SEEK_CUR) < 0) {
+				r = error_errno(e, errno, "cannot read the image %s", path);
+				break;
+			}
+			k -= k % PAGE_SZ;
+		}
+		if (k == 0 && following) {
+			pw_raw_commit(&w, 0);
+			following = wait_growth(ifd, follow_pidfd);
+			continue;
 		}
 		if (k == 0) {
 			pw_raw_commit(&w, 0);
@@ -135,8 +177,9 @@ static int send_page_image(struct proto_conn *c, uint32_t chan, const char *dir,
 	if (r == 0)
 		r = pw_end(&w);
 	log_debug("page image %s: %.0f ms (reading it %.0f ms, until the last batch %.0f ms, the destination's "
-		  "check %.0f ms), %llu bytes on the wire",
-		  name, now_ms() - t0, t_read, t_sent - t0, now_ms() - t_sent, (unsigned long long)w.wire_bytes);
+		  "check %.0f ms), %llu bytes on the wire%s",
+		  name, now_ms() - t0, t_read, t_sent - t0, now_ms() - t_sent, (unsigned long long)w.wire_bytes,
+		  follow_pidfd >= 0 ? ", sent while the dump wrote it" : "");
 	st->wire_bytes += w.wire_bytes;
 	pw_free(&w);
 	free(buf);
@@ -148,8 +191,39 @@ static bool skip_pages(const char *name)
 	return image_is_pages(name);
 }
 
+int images_send_following(struct proto_conn *c, uint32_t chan, const char *dir, const char *name, int dumper_pidfd,
+			  const struct pageset *set, struct zpolicy *z, void (*on_bytes)(uint64_t n, void *arg), void *arg,
+			  struct image_stats *st, struct error *e)
+{
+	char path[4400];
+	_cleanup_close_ int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	int r;
+
+	memset(st, 0, sizeof(*st));
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	/* until CRIU creates it (it dumps the other images of the task first) */
+	if (ifd < 0 || inotify_add_watch(ifd, dir, IN_CREATE) < 0)
+		return error_errno(e, errno, "cannot watch the images directory %s", dir);
+	bool running = true;
+	while (running && access(path, F_OK) < 0)
+		running = wait_growth(ifd, dumper_pidfd);
+	if (access(path, F_OK) < 0)
+		return 1;
+	st->files++;
+	r = send_page_image(c, chan, dir, name, set, z, on_bytes, arg, running ? dumper_pidfd : -1, st, e);
+	return r < 0 ? r : 0;
+}
+
 int images_send(struct proto_conn *c, uint32_t chan, const char *dir, const struct pageset *set, struct zpolicy *z,
 		void (*on_bytes)(uint64_t n, void *arg), void *arg, struct image_stats *st, struct error *e)
+{
+	memset(st, 0, sizeof(*st));
+	return images_send_rest(c, chan, dir, NULL, set, z, on_bytes, arg, st, e);
+}
+
+int images_send_rest(struct proto_conn *c, uint32_t chan, const char *dir, const char *sent, const struct pageset *set,
+		     struct zpolicy *z, void (*on_bytes)(uint64_t n, void *arg), void *arg, struct image_stats *st,
+		     struct error *e)
 {
 	struct tree_send_opts to = { .on_bytes = on_bytes, .arg = arg, .skip = set ? skip_pages : NULL };
 	struct tree_stats ts;
@@ -160,13 +234,12 @@ int images_send(struct proto_conn *c, uint32_t chan, const char *dir, const stru
 	struct pimg { char name[256]; off_t size; } *list = NULL;
 	size_t n = 0, cap = 0;
 
-	memset(st, 0, sizeof(*st));
 	if (!d)
 		return error_errno(e, errno, "cannot read the images directory %s", dir);
 	while (set && (de = readdir(d))) {
 		struct stat sb;
 		if (de->d_type != DT_REG || !image_is_pages(de->d_name) || strlen(de->d_name) >= 256 ||
-		    fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		    (sent && !strcmp(de->d_name, sent)) || fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
@@ -191,7 +264,7 @@ int images_send(struct proto_conn *c, uint32_t chan, const char *dir, const stru
 		}
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		st->files++;
-		r = send_page_image(c, chan, dir, list[i].name, set, z, on_bytes, arg, st, e);
+		r = send_page_image(c, chan, dir, list[i].name, set, z, on_bytes, arg, -1, st, e);
 	}
 	free(list);
 	if (r < 0)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "criu/precheck.h"
+#include "engine/dumpsend.h"
 #include "engine/handoff.h"
 #include "engine/journal.h"
 #include "engine/memscan.h"
@@ -678,13 +679,20 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	fault_point("after-freeze");
 	log_debug("%s frozen", w.label);
 	timeline_mark(&st->tl, "freeze");
+	/* pre-copy: the root page image travels while CRIU writes it (engine/dumpsend.h) */
+	char img_sent[32] = "";
+	bool overlap = mode == MODE_PRECOPY && dump_and_send_usable(drv, o->hooks && o->hooks->cmd[HOOK_POST_DUMP]);
 	if (postcopy)
 		r = postcopy_dump(&pc, c, drv, &w, images, work, lease, e); /* everything but memory */
+	else if (overlap)
+		r = dump_and_send(c, drv, &w, images, work, &p.conn, CHAN_IMAGES, &set, &zp, &st->t_dumped, &st->img,
+				  img_sent, sizeof(img_sent), e);
 	else
 		r = drv->dump(c, &w, images, work, e);
 	if (r < 0)
 		goto fail;
-	st->t_dumped = now_ms();
+	if (!overlap)
+		st->t_dumped = now_ms();
 	log_debug("dumped in %.0f ms", st->t_dumped - st->t_frozen);
 	fault_point("after-dump");
 	r = run_hook(o, HOOK_POST_DUMP, &w, st, NULL, e);
@@ -694,8 +702,11 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	timeline_mark(&st->tl, "dump");
 
 	progress_begin(&pg, show, "images", dir_bytes(images));
-	r = images_send(&p.conn, CHAN_IMAGES, images, p.peer_minor >= PROTO_MINOR_PAGES ? &set : NULL, &zp, progress_cb,
-			&pg, &st->img, e);
+	if (overlap)
+		r = images_send_rest(&p.conn, CHAN_IMAGES, images, img_sent, &set, &zp, progress_cb, &pg, &st->img, e);
+	else
+		r = images_send(&p.conn, CHAN_IMAGES, images, p.peer_minor >= PROTO_MINOR_PAGES ? &set : NULL, &zp,
+				progress_cb, &pg, &st->img, e);
 	progress_end(&pg);
 	st->z_batches = zp.batches;
 	st->z_compressed = zp.compressed;

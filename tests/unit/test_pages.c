@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -601,6 +602,118 @@ static void test_pacing(void)
 	close(fd);
 }
 
+/* images_send_following: the root page image read while a "dumper" still
+ * writes it (in pieces that are not whole pages, with pauses), then the
+ * rest; byte-identical on arrival.  And a dumper that ends without it. */
+static void test_images_following(void)
+{
+	char src[] = "/tmp/cmt-test-fol-src.XXXXXX", dst[] = "/tmp/cmt-test-fol-dst.XXXXXX", store[160];
+	struct pageset set = { 0 };
+	struct pagestore ps;
+	struct image_stats st;
+	struct error e = { 0 };
+	struct zpolicy z = { .mode = ZMODE_AUTO };
+	int sv[2];
+	pthread_t t;
+
+	ok(mkdtemp(src) && mkdtemp(dst), "following: temp dirs");
+	snprintf(store, sizeof(store), "%s/store", dst);
+	pagestore_init(&ps, store, dst);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* other images first, then the page image in 6000-byte writes */
+		char p[200];
+		static uint8_t buf[600 * PAGE_SZ];
+		struct timespec ts = { 0, 3000000 };
+		snprintf(p, sizeof(p), "%s/core-1.img", src);
+		FILE *f = fopen(p, "w");
+		fputs("core", f);
+		fclose(f);
+		nanosleep(&ts, NULL);
+		for (uint32_t i = 0; i < 600; i++)
+			if (i % 7 == 3)
+				memset(buf + (size_t)i * PAGE_SZ, 0, PAGE_SZ);
+			else
+				fill(buf + (size_t)i * PAGE_SZ, 70000 + i);
+		snprintf(p, sizeof(p), "%s/pages-1.img", src);
+		int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		for (size_t off = 0; fd >= 0 && off < sizeof(buf);) {
+			size_t n = sizeof(buf) - off < 6000 ? sizeof(buf) - off : 6000;
+			if (write(fd, buf + off, n) != (ssize_t)n)
+				_exit(1);
+			off += n;
+			if (off % (20 * 6000) == 0)
+				nanosleep(&ts, NULL);
+		}
+		close(fd);
+		snprintf(p, sizeof(p), "%s/pages-2.img", src);
+		f = fopen(p, "w");
+		fill(buf, 99);
+		fwrite(buf, 1, PAGE_SZ, f);
+		fclose(f);
+		_exit(0);
+	}
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+	struct ijob ji = { .fd = sv[1], .dir = dst, .ps = &ps };
+	pthread_create(&t, NULL, images_receiver, &ji);
+	struct proto_conn c;
+	proto_conn_init(&c, sv[0], sv[0], "dest", &e);
+	int r = images_send_following(&c, 1, src, "pages-1.img", pidfd, &set, &z, NULL, NULL, &st, &e);
+	int wst = -1;
+	waitpid(pid, &wst, 0);
+	ok(r == 0 && WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "the page image followed to the dumper's end (%s)", e.msg);
+	ok(st.pages == 600 && st.pages_zero == 86 && st.pages_raw == 514, "600 pages: 86 zero, 514 new (%llu %llu %llu)",
+	   (unsigned long long)st.pages, (unsigned long long)st.pages_zero, (unsigned long long)st.pages_raw);
+	if (r == 0)
+		r = images_send_rest(&c, 1, src, "pages-1.img", &set, &z, NULL, NULL, &st, &e);
+	proto_conn_free(&c);
+	pthread_join(t, NULL);
+	close(sv[0]);
+	close(pidfd);
+	ok(r == 0 && ji.rc == 0 && ji.streams == 3, "then the other page image and the pax stream (%s / %s)", e.msg, ji.msg);
+	bool same = true;
+	for (int i = 0; i < 3; i++) {
+		static const char *names[] = { "pages-1.img", "pages-2.img", "core-1.img" };
+		char a[200], b[200];
+		char *x = NULL, *y = NULL;
+		size_t xl = 0, yl = 0;
+		snprintf(a, sizeof(a), "%s/%s", src, names[i]);
+		snprintf(b, sizeof(b), "%s/%s", dst, names[i]);
+		read_file(a, 8 << 20, &x, &xl, &e);
+		read_file(b, 8 << 20, &y, &yl, &e);
+		same &= x && y && xl == yl && !memcmp(x, y, xl);
+		free(x);
+		free(y);
+	}
+	ok(same, "every image arrives byte-identical (the followed one too)");
+
+	/* a dumper that ends without the page image: nothing is sent */
+	pid = fork();
+	if (pid == 0)
+		_exit(0);
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	char none[] = "/tmp/cmt-test-fol-none.XXXXXX";
+	ok(mkdtemp(none) != NULL, "an empty images directory");
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+	proto_conn_init(&c, sv[0], sv[0], "dest", &e);
+	r = images_send_following(&c, 1, none, "pages-1.img", pidfd, &set, &z, NULL, NULL, &st, &e);
+	char byte;
+	ok(r == 1 && recv(sv[1], &byte, 1, MSG_DONTWAIT) < 0, "no page image: 1, and nothing sent");
+	proto_conn_free(&c);
+	close(sv[0]);
+	close(sv[1]);
+	close(pidfd);
+	waitpid(pid, NULL, 0);
+	pagestore_close(&ps);
+	pageset_free(&set);
+	struct error tmp = { 0 };
+	rm_rf(src, &tmp);
+	rm_rf(dst, &tmp);
+	rm_rf(none, &tmp);
+}
+
 /* --- pre-copy rounds of a live process (engine/memscan.c) ------------------------------ */
 
 /* One memscan round of pid into a page store, over a socketpair. */
@@ -709,5 +822,6 @@ int main(void)
 	test_images_send();
 	test_converge();
 	test_memscan();
+	test_images_following();
 	return done_testing();
 }
