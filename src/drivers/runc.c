@@ -219,6 +219,24 @@ static int runc_freeze(struct ctx *c, struct workload *w, struct error *e)
 	return r;
 }
 
+/* A failed checkpoint: CRIU's log explains it; when it holds nothing cmt
+ * recognises (runc itself failed, say), runc's own words are the message. */
+static void explain_dump(struct ctx *c, const char *what, const char *runc_said, const char *log, struct error *e)
+{
+	char said[400];
+
+	snprintf(said, sizeof(said), "%s", runc_said && *runc_said ? runc_msg(runc_said) : "");
+	if (!path_exists(log)) {
+		error_set(e, EIO, "%s failed: %s", what, said[0] ? said : "runc gave no reason");
+		error_host(e, c->cfg.name);
+		return;
+	}
+	error_set(e, EIO, "%s", said[0] ? said : "runc checkpoint failed");
+	criu_explain(log, what, c->cfg.name, e);
+	if (said[0] && strstr(e->msg, "gave no reason"))
+		snprintf(e->msg, sizeof(e->msg), "%s failed: %s (CRIU's log gives no reason cmt recognises)", what, said);
+}
+
 static int runc_dump(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, struct error *e)
 {
 	struct run_result rr;
@@ -239,12 +257,7 @@ static int runc_dump(struct ctx *c, struct workload *w, const char *images_dir, 
 	if (rr.status != 0) {
 		snprintf(log, sizeof(log), "%s/dump.log", work_dir);
 		snprintf(what, sizeof(what), "checkpoint of container %s", w->id);
-		if (path_exists(log)) {
-			error_set(e, EIO, "%s", runc_msg(rr.err));
-			criu_explain(log, what, c->cfg.name, e);
-		} else {
-			error_set(e, EIO, "%s failed: %s", what, runc_msg(rr.err));
-		}
+		explain_dump(c, what, rr.err, log, e);
 		run_result_free(&rr);
 		return -e->code;
 	}
@@ -308,13 +321,7 @@ static int runc_dump_finish(struct ctx *c, struct workload *w, pid_t pid, const 
 	snprintf(out, sizeof(out), "%s/runc-checkpoint.out", work_dir);
 	snprintf(log, sizeof(log), "%s/dump.log", work_dir);
 	read_file(out, 64 * 1024, &msg, NULL, &tmp);
-	if (path_exists(log)) {
-		error_set(e, EIO, "%s", msg && *msg ? runc_msg(msg) : "runc checkpoint failed");
-		criu_explain(log, what, c->cfg.name, e);
-	} else {
-		error_set(e, EIO, "%s failed (runc exit status %d): %s", what, st, msg && *msg ? runc_msg(msg) : "no message");
-		error_host(e, c->cfg.name);
-	}
+	explain_dump(c, what, msg, log, e);
 	return -e->code;
 }
 

@@ -55,6 +55,7 @@ SCENARIOS=(
 	"agent-killed-page-images  precopy agent  mid-stream@frozen kill -    1   h1 connection .*(closed|lost)"
 	"corrupted-page-images     precopy source mid-stream@frozen corrupt - 1   h1 (hash|XXH3|corrupt|damaged|mismatch)"
 	"slow-precopy-round        precopy source mid-precopy    stall   5000 0   h2 -"
+	"checkpoint-fails-precopy  precopy runc-dump -           -       -    1   h1 injected checkpoint failure"
 )
 LEASE=3 # seconds: short, so that the lease scenarios are quick
 
@@ -117,7 +118,7 @@ for row in "${SCENARIOS[@]}"; do
 	diag "--- scenario $name: $side $point $action $arg (mode $mode)"
 	cleanup_ct "$id"
 	why=$(start_memhog "$id" 2>&1) || bail "$name: memhog did not start: $why"
-	restore=""
+	restore="" restore1=""
 	case $side in
 	source) echo "source $point $action ${arg/-/}" >"$LAB_DIR/h1/cmt/faults" ;;
 	agent) echo "agent $point $action ${arg/-/}" >"$LAB_DIR/h2/cmt/faults" ;;
@@ -139,6 +140,16 @@ for row in "${SCENARIOS[@]}"; do
 		restore=$(cat "$LAB_DIR/h2/cmt/config")
 		echo "runc = $work/runc-fail" >>"$LAB_DIR/h2/cmt/config"
 		;;
+	runc-dump)
+		# the source's checkpoint writes every image, then fails: in pre-copy the
+		# page image has travelled meanwhile (engine/dumpsend.h)
+		printf '#!/bin/sh\nfor a in "$@"; do [ "$a" = checkpoint ] && { %s "$@"; echo %s >&2; exit 1; }; done\nexec %s "$@"\n' \
+			"$(command -v runc)" "'time=\"x\" level=error msg=\"injected checkpoint failure\"'" "$(command -v runc)" \
+			>"$work/runc-dump-fail"
+		chmod +x "$work/runc-dump-fail"
+		restore1=$(cat "$LAB_DIR/h1/cmt/config")
+		echo "runc = $work/runc-dump-fail" >>"$LAB_DIR/h1/cmt/config"
+		;;
 	esac
 
 	: >"$work/twice"
@@ -151,6 +162,7 @@ for row in "${SCENARIOS[@]}"; do
 	# user does next: any cmt command on each host runs the recovery
 	[ "$side" = disk ] && on h2 umount /var/lib/cmt/migrations
 	[ -n "$restore" ] && printf '%s\n' "$restore" >"$LAB_DIR/h2/cmt/config"
+	[ -n "$restore1" ] && printf '%s\n' "$restore1" >"$LAB_DIR/h1/cmt/config"
 	wait_until 30 agents_gone || diag "$name: an agent is still running on h2"
 	on h2 "$CMT" recover >"$work/rec2" 2>&1
 	on h1 "$CMT" recover >"$work/rec1" 2>&1
