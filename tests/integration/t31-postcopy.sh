@@ -22,6 +22,7 @@
 #     finishes, cmt says the end was not confirmed and keeps the frozen copy,
 #     `cmt recover` (committed) removes it;
 #   - --mode auto without --allow-postcopy never migrates post-copy;
+#   - a process tree (--pid, libcriu) moved post-copy and hybrid;
 #   - hybrid (pre-copy rounds, then lazy pages, most of them rebuilt on h2
 #     from its page store): the same guarantees, the lazy transfer far below
 #     its size on the link, nothing left (page store included); --mode auto
@@ -209,32 +210,38 @@ jtest "... as hybrid, and says why" 'd["mode"] == "hybrid" and "hybrid" in d["mo
 if out=$(verified h2 p1); then ok "auto (hybrid): memory intact on h2"; else fail "auto (hybrid): memory intact on h2" "$out"; fi
 cleanup_ct p1
 
-# --- a process tree (--pid: libcriu) --------------------------------------------------
-tstate=$work/tree.state
-tpid=$(on h1 sh -c 'setsid "$1" --mib "$2" --dirty-mib-s 4 --verify-ms 0 --state "$3" </dev/null >/dev/null 2>&1 & echo $!' \
-	sh "$work/bin/memhog" "$MIB" "$tstate")
-[ -n "$tpid" ] || bail "no memhog process on h1"
-at_exit "on h2 kill $tpid 2>/dev/null; on h1 kill $tpid 2>/dev/null; true"
-wait_until 60 test -s "$tstate" || bail "the process tree did not fill its memory"
-: >"$work/watch"
-migrate_from h1 --pid "$tpid" --to h2 --mode postcopy --lease "$LEASE"
-is "$MIG_RC" 0 "cmt migrate --pid $tpid --to h2 --mode postcopy exits 0"
-jtest "JSON: a process tree moved post-copy, its memory lazily" \
-	"d['result'] == 'ok' and d['mode'] == 'postcopy' and d['lazy_bytes'] >= $MIB * 1048576 and d['postcopy_ms'] > 0"
-check "the tree's root runs on h2" on h2 kill -0 "$tpid"
+# --- a process tree (--pid: libcriu), post-copy and hybrid -----------------------------
 not_on() { ! on "$1" kill -0 "$2" 2>/dev/null; }
-check "... and no longer on h1" not_on h1 "$tpid"
-u=$(mh_get "$tstate" usr1 || echo 0)
-on h2 kill -USR1 "$tpid"
-if wait_until 60 mh_ge "$tstate" usr1 $((u + 1)) && [ "$(mh_get "$tstate" verify_fail)" = 0 ]; then
-	ok "the process tree verified all of its memory on h2"
-else
-	fail "the process tree verified all of its memory on h2" "$(cat "$tstate")"
-fi
-is "$(leftovers h1)" "" "nothing left on h1 after the process tree moved"
-wait_until 10 agents_gone
-is "$(leftovers h2)" "" "nothing left on h2 after the process tree moved"
-on h2 kill "$tpid" 2>/dev/null
+tstate=$work/tree.state
+for tmode in postcopy hybrid; do
+	rm -f "$tstate"
+	tpid=$(on h1 sh -c 'setsid "$1" --mib "$2" --dirty-mib-s 4 --verify-ms 0 --state "$3" </dev/null >/dev/null 2>&1 & echo $!' \
+		sh "$work/bin/memhog" "$MIB" "$tstate")
+	[ -n "$tpid" ] || bail "no memhog process on h1"
+	at_exit "on h2 kill $tpid 2>/dev/null; on h1 kill $tpid 2>/dev/null; true"
+	wait_until 60 test -s "$tstate" || bail "the process tree did not fill its memory"
+	migrate_from h1 --pid "$tpid" --to h2 --mode "$tmode" --lease "$LEASE"
+	is "$MIG_RC" 0 "cmt migrate --pid $tpid --to h2 --mode $tmode exits 0"
+	jtest "JSON: a process tree moved $tmode, its memory lazily" \
+		"d['result'] == 'ok' and d['mode'] == '$tmode' and d['lazy_bytes'] >= $MIB * 1048576 and d['postcopy_ms'] > 0"
+	if [ "$tmode" = hybrid ]; then
+		jtest "JSON: ... most of it rebuilt from h2's store" "d['rounds'] >= 1 and d['lazy_pages_from_store'] * 4096 >= $MIB * 1048576 / 2"
+	fi
+	check "the tree's root runs on h2 ($tmode)" on h2 kill -0 "$tpid"
+	check "... and no longer on h1" not_on h1 "$tpid"
+	u=$(mh_get "$tstate" usr1 || echo 0)
+	on h2 kill -USR1 "$tpid"
+	if wait_until 60 mh_ge "$tstate" usr1 $((u + 1)) && [ "$(mh_get "$tstate" verify_fail)" = 0 ]; then
+		ok "the process tree verified all of its memory on h2 ($tmode)"
+	else
+		fail "the process tree verified all of its memory on h2 ($tmode)" "$(cat "$tstate")"
+	fi
+	is "$(leftovers h1)" "" "nothing left on h1 after the process tree moved ($tmode)"
+	wait_until 10 agents_gone
+	is "$(leftovers h2)" "" "nothing left on h2 after the process tree moved ($tmode)"
+	on h2 kill "$tpid" 2>/dev/null
+	wait_until 10 not_on h2 "$tpid" || diag "memhog $tpid still runs on h2"
+done
 
 # --- failures: before the destination resumed, and cmt killed after COMMIT ---------
 #   NAME  SIDE  POINT  ACTION  RC  RUNS_ON  MODE  MESSAGE (regex)
