@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +198,9 @@ void migrations_prune(const char *root)
 	prune_old(root, "migrations", has_journal);
 }
 
+/* How long an explicit `cmt recover` waits for a migration's lock. */
+#define RECOVER_WAIT_MS 15000
+
 /* Is the cmt that owns this migration still alive?  It holds the lock. */
 static bool owner_alive(struct ctx *c, const struct journal *j)
 {
@@ -227,8 +231,24 @@ static int recover_one(struct ctx *c, const char *mig_dir, const char *id, bool 
 	r = journal_read(mig_dir, &j, e);
 	if (r < 0)
 		return r;
-	if (owner_alive(c, &j))
-		return 0;
+	if (owner_alive(c, &j)) {
+		if (quiet)
+			return 0;
+		/* Its cmt, or a page relay (post-copy, hybrid) that outlived a
+		 * killed cmt: such a relay ends within moments, once the
+		 * destination has rolled back, and then this can recover. */
+		log_info("migration %s is held by a running cmt or its page relay; waiting up to %d s for it to end", id,
+			 RECOVER_WAIT_MS / 1000);
+		double t0 = now_ms();
+		while (owner_alive(c, &j) && now_ms() - t0 < RECOVER_WAIT_MS)
+			poll(NULL, 0, 100);
+		if (owner_alive(c, &j)) {
+			log_info("migration %s is still in progress: nothing to recover (run `cmt recover` again once it "
+				 "has ended)",
+				 id);
+			return 0;
+		}
+	}
 	drv = driver_for(j.kind);
 	memset(&w, 0, sizeof(w));
 	w.kind = j.kind;

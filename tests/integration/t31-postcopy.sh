@@ -268,11 +268,19 @@ for row in "${SCENARIOS[@]}"; do
 	watch "$id" "$work/watch" &
 	watcher=$!
 	migrate_from h1 "$id" --to h2 --mode "$mode" --lease "$LEASE"
-	wait_until 30 agents_gone || diag "$name: an agent is still running on h2"
-	# a relay outliving a killed cmt ends once the agent has rolled back
-	wait_until 30 ! on h1 pgrep -f "[m]igrate $id --to" >/dev/null || diag "$name: cmt's relay still runs on h1"
-	on h2 "$CMT" recover >"$work/rec2" 2>&1
-	on h1 "$CMT" recover >"$work/rec1" 2>&1
+	if [ "$runs_on" = h1 ]; then
+		# at once: a relay outliving a killed cmt holds the migration
+		# until the agent has rolled back; recover waits for it
+		on h1 "$CMT" recover >"$work/rec1" 2>&1
+		wait_until 30 agents_gone || diag "$name: an agent is still running on h2"
+		on h2 "$CMT" recover >"$work/rec2" 2>&1
+	else
+		wait_until 30 agents_gone || diag "$name: an agent is still running on h2"
+		# the relay carries the pages the destination still needs
+		wait_until 30 ! on h1 pgrep -f "[m]igrate $id --to" >/dev/null || diag "$name: cmt's relay still runs on h1"
+		on h2 "$CMT" recover >"$work/rec2" 2>&1
+		on h1 "$CMT" recover >"$work/rec1" 2>&1
+	fi
 	sleep 0.3
 	kill "$watcher" 2>/dev/null
 	wait "$watcher" 2>/dev/null

@@ -21,7 +21,7 @@
 #      (the migration fails, h1 serves on), then it works;
 #   and then the client must have seen no reset, no lost, duplicated or
 #   reordered answer, and must have kept talking after each step.
-# CMT_T50_MODE=precopy runs the moves in that mode.
+# CMT_T50_MODE=precopy (or hybrid: t51) runs the moves in that mode.
 # shellcheck disable=SC2154,SC2016
 set -u
 # shellcheck source=tests/integration/lib.sh
