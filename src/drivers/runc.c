@@ -267,17 +267,14 @@ static int runc_dump(struct ctx *c, struct workload *w, const char *images_dir, 
 
 /* The dump of runc_dump, in the background (its output in the work
  * directory): the caller reads the page images while CRIU writes them. */
-static int runc_dump_start(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir,
-			   pid_t *ret_pid, struct error *e)
+/* The background `runc checkpoint` of this workload, leaving it running
+ * (frozen: cmt decides its fate); lazy_ps "127.0.0.1:PORT" for a lazy dump
+ * (its page server there, readiness on descriptor 3), NULL for a whole one. */
+static void checkpoint_argv(struct ctx *c, const struct workload *w, const char *images_dir, const char *work_dir,
+			    const char *lazy_ps, char *argv[RUNC_MAX_ARGS])
 {
-	char out[PATH_MAX + 32];
-	char *argv[RUNC_MAX_ARGS];
-	struct run_opts o = { .output_path = out };
-	int n = 0, r;
+	int n = 0;
 
-	if ((r = ctx_need_criu(c, e)) < 0 || (r = ctx_need_runc(c, e)) < 0)
-		return r;
-	snprintf(out, sizeof(out), "%s/runc-checkpoint.out", work_dir);
 	argv[n++] = c->runc;
 	argv[n++] = "--root";
 	argv[n++] = c->cfg.runc_root;
@@ -286,6 +283,13 @@ static int runc_dump_start(struct ctx *c, struct workload *w, const char *images
 		argv[n++] = c->criu.path;
 	}
 	argv[n++] = "checkpoint";
+	if (lazy_ps) {
+		argv[n++] = "--lazy-pages";
+		argv[n++] = "--page-server";
+		argv[n++] = (char *)lazy_ps;
+		argv[n++] = "--status-fd";
+		argv[n++] = "3";
+	}
 	argv[n++] = "--leave-running";
 	if (w->tcp_established)
 		argv[n++] = "--tcp-established";
@@ -293,8 +297,22 @@ static int runc_dump_start(struct ctx *c, struct workload *w, const char *images
 	argv[n++] = (char *)images_dir;
 	argv[n++] = "--work-path";
 	argv[n++] = (char *)work_dir;
-	argv[n++] = w->id;
+	argv[n++] = (char *)w->id;
 	argv[n] = NULL;
+}
+
+static int runc_dump_start(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir,
+			   pid_t *ret_pid, struct error *e)
+{
+	char out[PATH_MAX + 32];
+	char *argv[RUNC_MAX_ARGS];
+	struct run_opts o = { .output_path = out };
+	int r;
+
+	if ((r = ctx_need_criu(c, e)) < 0 || (r = ctx_need_runc(c, e)) < 0)
+		return r;
+	snprintf(out, sizeof(out), "%s/runc-checkpoint.out", work_dir);
+	checkpoint_argv(c, w, images_dir, work_dir, NULL, argv);
 	return spawn_bg(argv, &o, NULL, ret_pid, e);
 }
 
@@ -342,7 +360,7 @@ static int runc_dump_lazy(struct ctx *c, struct workload *w, const char *images_
 	char *argv[RUNC_MAX_ARGS];
 	char *env[] = { env_conf, NULL };
 	struct run_opts o = { .env_add = env, .output_path = out };
-	int n = 0, r, sfd = -1;
+	int r, sfd = -1;
 	pid_t pid;
 	char byte;
 
@@ -360,28 +378,7 @@ static int runc_dump_lazy(struct ctx *c, struct workload *w, const char *images_
 	snprintf(ps, sizeof(ps), "127.0.0.1:%d", port);
 	snprintf(out, sizeof(out), "%s/runc-checkpoint.out", work_dir);
 	snprintf(log, sizeof(log), "%s/dump.log", work_dir);
-	argv[n++] = c->runc;
-	argv[n++] = "--root";
-	argv[n++] = c->cfg.runc_root;
-	if (c->criu.path[0]) {
-		argv[n++] = "--criu";
-		argv[n++] = c->criu.path;
-	}
-	argv[n++] = "checkpoint";
-	argv[n++] = "--lazy-pages";
-	argv[n++] = "--page-server";
-	argv[n++] = ps;
-	argv[n++] = "--status-fd";
-	argv[n++] = "3";
-	argv[n++] = "--leave-running";
-	if (w->tcp_established)
-		argv[n++] = "--tcp-established";
-	argv[n++] = "--image-path";
-	argv[n++] = (char *)images_dir;
-	argv[n++] = "--work-path";
-	argv[n++] = (char *)work_dir;
-	argv[n++] = w->id;
-	argv[n] = NULL;
+	checkpoint_argv(c, w, images_dir, work_dir, ps, argv);
 	r = spawn_bg(argv, &o, &sfd, &pid, e);
 	if (r < 0)
 		return r;
