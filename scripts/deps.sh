@@ -22,7 +22,7 @@ pkgs=(
 	build-essential pkg-config
 	libjansson-dev libarchive-dev libxxhash-dev libzstd-dev libprotobuf-c-dev
 	runc iptables nftables openssh-client openssh-server
-	iproute2 util-linux procps busybox-static patchelf
+	iproute2 util-linux bsdutils procps busybox-static patchelf
 	python3 clang libclang-rt-14-dev
 )
 

@@ -568,7 +568,8 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	timeline_mark(&st->tl, "prepare");
 	if (postcopy) {
 		/* the page relay's session opens now, while the workload runs */
-		r = postcopy_relay_start(&pc, o, c->cfg.name, st->migration_id, lease, &p, e);
+		r = postcopy_relay_start(&pc, o, c->cfg.name, st->migration_id, lease, memscan_estimate(w.pid) * PAGE_SZ,
+					 &p, e);
 		if (r < 0)
 			goto fail;
 	}

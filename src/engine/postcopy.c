@@ -16,6 +16,7 @@
 
 #include "engine/facts.h"
 #include "engine/modes.h"
+#include "engine/progress.h"
 #include "transport/relay.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -105,10 +106,30 @@ static int read_report(int fd, char *buf, size_t n, int timeout_ms)
 	return 0;
 }
 
+/* The relay process draws the lazy transfer's progress line (the main
+ * process waits for LAZY_DONE meanwhile). */
+struct lazy_progress {
+	struct progress pg;
+	uint64_t shown;
+};
+
+static void lazy_tick(void *arg, const struct relay_stats *st)
+{
+	struct lazy_progress *lp = arg;
+	uint64_t pages = st->pages.raw + st->pages.copied + st->pages.zero;
+
+	if (st->pages.copied) /* hybrid */
+		snprintf(lp->pg.note, sizeof(lp->pg.note), "%.0f%% from the store",
+			 100.0 * (double)st->pages.copied / (double)pages);
+	progress_add(&lp->pg, st->to_peer - lp->shown);
+	lp->shown = st->to_peer;
+}
+
 /* The relay process: its own session to the agent, then the page stream. */
 static void relay_main(const struct migrate_opts *o, const char *self, const char *mig_id, uint32_t lease, int ps_port,
-		       int set_fd, int wfd)
+		       int set_fd, uint64_t estimate, int wfd)
 {
+	struct lazy_progress lp = { .shown = 0 };
 	struct error e = { 0 };
 	struct relay_stats rs = { 0 };
 	struct relay_opts ro = { .store_fd = -1 };
@@ -162,7 +183,11 @@ static void relay_main(const struct migrate_opts *o, const char *self, const cha
 		error_wrap(&e, "CRIU's page server");
 		goto fail;
 	}
+	progress_begin(&lp.pg, isatty(STDERR_FILENO) && log_verbosity >= 0, "lazy", estimate);
+	ro.tick = lazy_tick;
+	ro.tick_arg = &lp;
 	r = relay_pump(&p.conn, sock, lease, &ro, &rs, &e);
+	progress_end(&lp.pg);
 	close(sock);
 	if (r < 0)
 		goto fail;
@@ -192,7 +217,7 @@ static int free_port(struct error *e)
 }
 
 int postcopy_relay_start(struct postcopy *pc, const struct migrate_opts *o, const char *self, const char *mig_id,
-			 uint32_t lease_ms, const struct peer *p, struct error *e)
+			 uint32_t lease_ms, uint64_t estimate, const struct peer *p, struct error *e)
 {
 	int fds[2], r;
 	char line[1200];
@@ -239,7 +264,7 @@ int postcopy_relay_start(struct postcopy *pc, const struct migrate_opts *o, cons
 		/* the main session is the parent's alone */
 		close(p->conn.rfd);
 		close(p->conn.wfd);
-		relay_main(o, self, mig_id, lease_ms, pc->ps_port, pc->set_fd, fds[1]);
+		relay_main(o, self, mig_id, lease_ms, pc->ps_port, pc->set_fd, estimate, fds[1]);
 		_exit(1);
 	}
 	setpgid(pid, pid);

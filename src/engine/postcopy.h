@@ -53,8 +53,10 @@ struct postcopy {
  * or NULL (--force): the facts are then gathered here. */
 int postcopy_check(struct ctx *c, struct peer *p, const struct check_list *checks, const struct driver *drv,
 		   const char *label, struct error *e);
+/* estimate: the bytes the lazy transfer will carry (the workload's resident
+ * memory), for the progress line the relay process draws on a terminal. */
 int postcopy_relay_start(struct postcopy *pc, const struct migrate_opts *o, const char *self, const char *mig_id,
-			 uint32_t lease_ms, const struct peer *p, struct error *e);
+			 uint32_t lease_ms, uint64_t estimate, const struct peer *p, struct error *e);
 /* Hybrid, after the pre-copy rounds (before the freeze): tells the relay
  * process what the destination's store holds. */
 int postcopy_share_pages(struct postcopy *pc, const struct pageset *set, struct error *e);

@@ -140,7 +140,7 @@ int relay_pump(struct proto_conn *c, int sock, unsigned lease_ms, const struct r
 {
 	bool sock_eof = false, peer_eof = false, shut = false, conn_eof = false;
 	int ping_ms = lease_ms >= 3 ? (int)(lease_ms / 3) : 1000;
-	double last_in = now_ms(), last_out = now_ms();
+	double last_in = now_ms(), last_out = now_ms(), last_tick = 0;
 	struct q in = { .cap = PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD }, out = { .cap = 2 * (PROTO_HDR_SIZE + RELAY_BUF) },
 		 to_sock = { .cap = PROTO_MAX_PAYLOAD };
 	uint8_t *buf = malloc(RELAY_BUF), *scratch = NULL;
@@ -272,6 +272,10 @@ int relay_pump(struct proto_conn *c, int sock, unsigned lease_ms, const struct r
 			shut = true;
 		}
 		double t = now_ms();
+		if (ro && ro->tick && t - last_tick >= RELAY_TICK_MS) {
+			ro->tick(ro->tick_arg, st);
+			last_tick = t;
+		}
 		if (t - last_in > lease_ms && !conn_eof) {
 			r = error_set(e, ETIMEDOUT, "the page relay heard nothing from %s for %u ms", c->peer, lease_ms);
 			break;

@@ -29,7 +29,12 @@ struct relay_opts {
 	bool pages;          /* destination: RELAY_PAGES frames are accepted */
 	int store_fd;        /* destination: the page store they may refer to (-1: none) */
 	uint32_t store_pages;
+	/* called with the figures so far, at most every RELAY_TICK_MS while
+	 * bytes flow (a progress line) */
+	void (*tick)(void *arg, const struct relay_stats *st);
+	void *tick_arg;
 };
+#define RELAY_TICK_MS 200
 
 /* Pumps both ways until both directions have ended (0), or the connection
  * or the socket fails, or the peer is silent for lease_ms (negative errno).

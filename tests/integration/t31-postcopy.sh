@@ -36,7 +36,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 require_root
 require_cmt
-require_cmd runc busybox sysctl ss
+require_cmd runc busybox sysctl ss script
 
 MIB=${T31_MIB:-64}
 LEASE=5
@@ -208,6 +208,16 @@ migrate_from h1 p1 --to h2 --mode auto --allow-postcopy --lease "$LEASE"
 is "$MIG_RC" 0 "cmt migrate p1 --mode auto --allow-postcopy exits 0"
 jtest "... as hybrid, and says why" 'd["mode"] == "hybrid" and "hybrid" in d["mode_reason"] and "--allow-postcopy" in d["mode_reason"]'
 if out=$(verified h2 p1); then ok "auto (hybrid): memory intact on h2"; else fail "auto (hybrid): memory intact on h2" "$out"; fi
+cleanup_ct p1
+
+# on a terminal, the lazy transfer has a progress line too (drawn by the relay)
+why=$(start_memhog p1 2>&1) || bail "memhog did not start: $why"
+on h1 script -qfec "$CMT migrate p1 --to h2 --mode hybrid --lease $LEASE --rsh 'ssh -F $LAB_SSH_CONFIG' --remote-cmt $CMT" \
+	/dev/null >"$work/tty.out" 2>&1
+is "$?" 0 "hybrid on a terminal exits 0"
+check "... with a progress line of the lazy transfer, most of it from h2's store" \
+	grep -Eq 'cmt: lazy .*MiB/s.*% from the store' <(tr '\r' '\n' <"$work/tty.out")
+if out=$(verified h2 p1); then ok "hybrid on a terminal: memory intact on h2"; else fail "hybrid on a terminal: memory intact on h2" "$out"; fi
 cleanup_ct p1
 
 # --- a process tree (--pid: libcriu), post-copy and hybrid -----------------------------
