@@ -112,15 +112,22 @@ static int add_page(struct psr_tap *t, const uint8_t *page)
 	return 0;
 }
 
+/* Moves input into buf (holding *have of want bytes): whether it is full. */
+static bool gather(uint8_t *buf, size_t *have, size_t want, const uint8_t **p, size_t *n)
+{
+	size_t k = want - *have < *n ? want - *have : *n;
+
+	memcpy(buf + *have, *p, k);
+	*have += k;
+	*p += k;
+	*n -= k;
+	return *have == want;
+}
+
 int psr_tap_request(struct psr_tap *t, const uint8_t *p, size_t n, struct error *e)
 {
 	while (n) {
-		size_t k = PSR_IOV_SIZE - t->req_len < n ? PSR_IOV_SIZE - t->req_len : n;
-		memcpy(t->req + t->req_len, p, k);
-		t->req_len += k;
-		p += k;
-		n -= k;
-		if (t->req_len < PSR_IOV_SIZE)
+		if (!gather(t->req, &t->req_len, PSR_IOV_SIZE, &p, &n))
 			break;
 		t->req_len = 0;
 		if (t->transparent)
@@ -204,12 +211,7 @@ int psr_tap_answer(struct psr_tap *t, const uint8_t *p, size_t n, struct error *
 					continue;
 				}
 			}
-			size_t k = PSR_IOV_SIZE - t->hdr_len < n ? PSR_IOV_SIZE - t->hdr_len : n;
-			memcpy(t->hdr + t->hdr_len, p, k);
-			t->hdr_len += k;
-			p += k;
-			n -= k;
-			if (t->hdr_len == PSR_IOV_SIZE) {
+			if (gather(t->hdr, &t->hdr_len, PSR_IOV_SIZE, &p, &n)) {
 				t->hdr_len = 0;
 				r = answer_header(t, e);
 			}
@@ -219,12 +221,7 @@ int psr_tap_answer(struct psr_tap *t, const uint8_t *p, size_t n, struct error *
 				p += PAGE_SZ;
 				n -= PAGE_SZ;
 			} else {
-				size_t k = PAGE_SZ - t->page_len < n ? PAGE_SZ - t->page_len : n;
-				memcpy(t->page + t->page_len, p, k);
-				t->page_len += k;
-				p += k;
-				n -= k;
-				if (t->page_len < PAGE_SZ)
+				if (!gather(t->page, &t->page_len, PAGE_SZ, &p, &n))
 					break;
 				t->page_len = 0;
 				r = add_page(t, t->page);
@@ -271,6 +268,15 @@ static int room(struct dec *d, uint32_t count, struct error *e)
 	return 0;
 }
 
+/* count pages were written at the end of out (their hashes fed to the
+ * digest): they count, by kind */
+static void took(struct dec *d, uint32_t count, uint64_t *kind)
+{
+	d->len += (size_t)count * PAGE_SZ;
+	d->pages += count;
+	*kind += count;
+}
+
 static void digest(struct dec *d, const uint8_t *p, uint32_t count)
 {
 	for (uint32_t i = 0; i < count; i++)
@@ -285,10 +291,7 @@ static int dec_raw(void *arg, const uint8_t *pages, uint32_t count, struct error
 		return r;
 	memcpy(d->out + d->len, pages, (size_t)count * PAGE_SZ);
 	digest(d, pages, count);
-	d->len += (size_t)count * PAGE_SZ;
-	d->pages += count;
-	if (d->st)
-		d->st->raw += count;
+	took(d, count, &d->st->raw);
 	return 0;
 }
 
@@ -316,10 +319,7 @@ static int dec_copy(void *arg, uint32_t first, uint32_t count, struct error *e)
 		got += (size_t)k;
 	}
 	digest(d, d->out + d->len, count);
-	d->len += want;
-	d->pages += count;
-	if (d->st)
-		d->st->copied += count;
+	took(d, count, &d->st->copied);
 	return 0;
 }
 
@@ -332,10 +332,7 @@ static int dec_zero(void *arg, uint32_t count, struct error *e)
 	memset(d->out + d->len, 0, (size_t)count * PAGE_SZ);
 	for (uint32_t i = 0; i < count; i++)
 		pages_digest_page(&d->dig, page_hash_zero());
-	d->len += (size_t)count * PAGE_SZ;
-	d->pages += count;
-	if (d->st)
-		d->st->zero += count;
+	took(d, count, &d->st->zero);
 	return 0;
 }
 
@@ -350,7 +347,8 @@ static int dec_tail(void *arg, const uint8_t *p, uint16_t len, struct error *e)
 int psr_pages_decode(const uint8_t *p, size_t n, int store_fd, uint32_t store_pages, uint8_t *out, size_t *out_len,
 		     uint8_t *scratch, struct psr_stats *st, struct error *e)
 {
-	struct dec d = { .out = out, .fd = store_fd, .store_pages = store_pages, .st = st };
+	struct psr_stats none = { 0 };
+	struct dec d = { .out = out, .fd = store_fd, .store_pages = store_pages, .st = st ? st : &none };
 	struct page_sink k = { .raw = dec_raw, .copy = dec_copy, .zero = dec_zero, .tail = dec_tail, .arg = &d,
 			       .images = true };
 	int r;
