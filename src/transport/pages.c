@@ -113,18 +113,27 @@ static int grow(struct pageset *s)
 	return 0;
 }
 
+/* Content h is at store index idx1 - 1 (the newest copy wins); the caller
+ * made room. */
+static void put(struct pageset *s, struct page_hash h, uint32_t idx1)
+{
+	size_t i = slot_of(s, h);
+	if (!s->idx1[i]) {
+		s->keys[i] = h;
+		s->n++;
+	}
+	s->idx1[i] = idx1;
+	if (s->stored < idx1)
+		s->stored = idx1;
+}
+
 int pageset_add(struct pageset *s, struct page_hash h)
 {
 	if (s->stored >= UINT32_MAX - 1)
 		return -E2BIG;
 	if ((s->n + 1) * 2 > s->cap && grow(s) < 0)
 		return -ENOMEM;
-	size_t i = slot_of(s, h);
-	if (!s->idx1[i]) {
-		s->keys[i] = h;
-		s->n++;
-	}
-	s->idx1[i] = ++s->stored; /* index stored-1, the newest copy */
+	put(s, h, s->stored + 1);
 	return 0;
 }
 
@@ -201,14 +210,7 @@ int pageset_import(struct pageset *s, int fd, struct error *e)
 				pageset_free(s);
 				return error_set(e, EINVAL, "the page set has a bad index");
 			}
-			size_t k = slot_of(s, h);
-			if (!s->idx1[k]) {
-				s->keys[k] = h;
-				s->n++;
-			}
-			s->idx1[k] = (uint32_t)v[2] + 1;
-			if (s->stored < (uint32_t)v[2] + 1)
-				s->stored = (uint32_t)v[2] + 1;
+			put(s, h, (uint32_t)v[2] + 1);
 		}
 		i += m;
 	}

@@ -812,8 +812,42 @@ static void test_memscan(void)
 	close(go[0]), close(go[1]), close(done[0]), close(done[1]);
 }
 
+/* The set the relay process reads back (hybrid): same content, same indices. */
+static void test_pageset_export(void)
+{
+	struct pageset a = { 0 }, b = { 0 };
+	struct error e = { 0 };
+	uint8_t page[PAGE_SZ];
+	int fd = memfd_create("test-set", 0), good = 1;
+
+	ok(pageset_import(&b, fd, &e) == 0 && b.n == 0 && b.stored == 0, "an empty file is an empty set");
+	for (int i = 0; i < 5000; i++) {
+		memset(page, 0, sizeof(page));
+		memcpy(page, &i, sizeof(i));
+		pageset_add(&a, page_hash(page));
+	}
+	memset(page, 0, sizeof(page));
+	pageset_add(&a, page_hash(page)); /* content seen again: the newest index */
+	ok(pageset_export(&a, fd, &e) == 0, "a set of %zu contents exported", a.n);
+	ok(pageset_import(&b, fd, &e) == 0, "and read back (%s)", e.msg);
+	ok(b.n == a.n && b.stored == a.stored, "the same size (%zu, %u stored)", b.n, b.stored);
+	for (int i = 0; i < 5000; i++) {
+		memset(page, 0, sizeof(page));
+		memcpy(page, &i, sizeof(i));
+		good &= pageset_find(&b, page_hash(page)) == pageset_find(&a, page_hash(page));
+	}
+	ok(good && pageset_find(&b, page_hash(page)) >= 0, "every content at the same index");
+	pageset_free(&b);
+	if (ftruncate(fd, 40) < 0)
+		abort();
+	ok(pageset_import(&b, fd, &e) == -EINVAL && e.msg[0], "a truncated set is refused: %s", e.msg);
+	pageset_free(&a);
+	close(fd);
+}
+
 int main(void)
 {
+	test_pageset_export();
 	test_pacing();
 	test_decoder();
 	test_pageset();
