@@ -507,36 +507,29 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 	} else {
 		snprintf(st->mode_reason, sizeof(st->mode_reason), "--mode %s", mode_name(mode));
 	}
+	/* what the agent's protocol lacks is refused before anything is frozen */
+	char lacks[PATH_MAX + 400];
+	const char *other = NULL;
+	lacks[0] = 0;
 	if (mode == MODE_PRECOPY && p.peer_minor < PROTO_MINOR_PAGES) {
-		r = error_set(e, ENOTSUP, "%s speaks protocol %u.%u (%s), which has no pre-copy", p.name, p.peer_major,
-			      p.peer_minor, p.peer_software);
-		error_host(e, p.name);
-		error_hint(e, "install this cmt (%s) on %s, or use --mode cold", CMT_VERSION, p.name);
-		goto fail_nohook;
+		snprintf(lacks, sizeof(lacks), "has no pre-copy");
+		other = ", or use --mode cold";
+	} else if (mode == MODE_HYBRID && p.peer_minor < PROTO_MINOR_RELAY_PAGES) {
+		snprintf(lacks, sizeof(lacks), "has no hybrid mode");
+		other = ", or use --mode postcopy or precopy";
+	} else if (net && p.peer_minor < PROTO_MINOR_NET) {
+		/* it could not recreate the namespace */
+		snprintf(lacks, sizeof(lacks), "cannot recreate the network namespace %s of %s", net->path, w.label);
+	} else if (w.monitor_pid > 0 && p.peer_minor < PROTO_MINOR_LOG) {
+		/* its output would go nowhere there */
+		snprintf(lacks, sizeof(lacks), "cannot take the log of %s (started by `cmt run`: a cmt monitor owns its output)",
+			 w.label);
 	}
-	if (mode == MODE_HYBRID && p.peer_minor < PROTO_MINOR_RELAY_PAGES) {
-		r = error_set(e, ENOTSUP, "%s speaks protocol %u.%u (%s), which has no hybrid mode", p.name, p.peer_major,
-			      p.peer_minor, p.peer_software);
+	if (lacks[0]) {
+		r = error_set(e, ENOTSUP, "%s speaks protocol %u.%u (%s), which %s", p.name, p.peer_major, p.peer_minor,
+			      p.peer_software, lacks);
 		error_host(e, p.name);
-		error_hint(e, "install this cmt (%s) on %s, or use --mode postcopy or precopy", CMT_VERSION, p.name);
-		goto fail_nohook;
-	}
-	if (net && p.peer_minor < PROTO_MINOR_NET) {
-		/* it could not recreate the namespace: refuse before anything is frozen */
-		r = error_set(e, ENOTSUP, "%s speaks protocol %u.%u (%s), which cannot recreate the network namespace %s "
-					  "of %s",
-			      p.name, p.peer_major, p.peer_minor, p.peer_software, net->path, w.label);
-		error_host(e, p.name);
-		error_hint(e, "install this cmt (%s) on %s", CMT_VERSION, p.name);
-		goto fail_nohook;
-	}
-	if (w.monitor_pid > 0 && p.peer_minor < PROTO_MINOR_LOG) {
-		/* its output would go nowhere there: refuse before anything is frozen */
-		r = error_set(e, ENOTSUP, "%s speaks protocol %u.%u (%s), which cannot take the log of %s (started by `cmt "
-					  "run`: a cmt monitor owns its output)",
-			      p.name, p.peer_major, p.peer_minor, p.peer_software, w.label);
-		error_host(e, p.name);
-		error_hint(e, "install this cmt (%s) on %s", CMT_VERSION, p.name);
+		error_hint(e, "install this cmt (%s) on %s%s", CMT_VERSION, p.name, other ? other : "");
 		goto fail_nohook;
 	}
 	snprintf(st->mode, sizeof(st->mode), "%s", mode_name(mode));
