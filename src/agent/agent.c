@@ -603,9 +603,16 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 			int k = net_path_from_config(cfg, np, sizeof(np), e);
 			if (k < 0)
 				r = k;
-			else if (k == 1 && (!s->net || strcmp(np, s->ns.d.path) != 0))
+			else if (k == NET_NS_PATH && (!s->net || strcmp(np, s->ns.d.path) != 0))
 				r = error_set(e, EPERM, "config.json names the network namespace %s, which the source did not "
 						  "describe (NET_SETUP)", np);
+			/* CRIU's lock adds nothing to this agent's own lock of a
+			 * namespace by path; a new one CRIU makes from the images
+			 * is as closed as the source found it (only lo) */
+			else if (k == NET_NS_PATH)
+				s->rq.netlock_skip = net_criu_lock_redundant(k, s->ns.locked, 0);
+			else if (k == NET_NS_PRIVATE)
+				s->rq.netlock_skip = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_NETLOCK_SKIP);
 		}
 		if (r < 0) {
 			free(cfg);

@@ -189,35 +189,34 @@ static int setup_opts(criu_opts **opts, const struct criu_info *ci, const struct
 	return 0;
 }
 
-int criu_write_stopped_config(const char *work_dir, char *out, size_t n, struct error *e)
+int criu_write_config(const char *work_dir, const char *name, const struct criu_conf *cc, char *out, size_t n,
+		      struct error *e)
 {
-	static const char text[] = "# written by cmt: restored tasks wait, stopped, for the commit\nleave-stopped\n";
+	char text[PATH_MAX + 768];
+	size_t l;
 
-	if ((size_t)snprintf(out, n, "%s/criu-restore.conf", work_dir) >= n)
+	if ((size_t)snprintf(out, n, "%s/%s", work_dir, name) >= n)
 		return error_set(e, ENAMETOOLONG, "path too long: %s", work_dir);
-	return write_file_atomic(out, text, sizeof(text) - 1, 0600, e);
-}
-
-int criu_write_stopped_lazy_config(const char *work_dir, char *out, size_t n, struct error *e)
-{
-	static const char text[] = "# written by cmt: restored tasks wait, stopped, for the commit; memory comes lazily\n"
-				   "leave-stopped\nlazy-pages\n";
-
-	if ((size_t)snprintf(out, n, "%s/criu-restore.conf", work_dir) >= n)
-		return error_set(e, ENAMETOOLONG, "path too long: %s", work_dir);
-	return write_file_atomic(out, text, sizeof(text) - 1, 0600, e);
-}
-
-int criu_write_lazy_dump_config(const char *work_dir, int port, char *out, size_t n, struct error *e)
-{
-	char text[160];
-
-	if ((size_t)snprintf(out, n, "%s/criu-lazy-dump.conf", work_dir) >= n)
-		return error_set(e, ENAMETOOLONG, "path too long: %s", work_dir);
-	snprintf(text, sizeof(text),
-		 "# written by cmt: a lazy dump, its page server on loopback only\nlazy-pages\naddress 127.0.0.1\nport %d\n",
-		 port);
-	return write_file_atomic(out, text, strlen(text), 0600, e);
+	l = (size_t)snprintf(text, sizeof(text), "# written by cmt for this migration only\n");
+	if (cc->leave_stopped)
+		l += (size_t)snprintf(text + l, sizeof(text) - l,
+				      "# restored tasks wait, stopped, for the commit\nleave-stopped\n");
+	if (cc->lazy_pages)
+		l += (size_t)snprintf(text + l, sizeof(text) - l, "# memory comes (or goes) lazily\nlazy-pages\n");
+	if (cc->loopback || cc->port > 0)
+		l += (size_t)snprintf(text + l, sizeof(text) - l, "# the page server on loopback only\naddress 127.0.0.1\n");
+	if (cc->port > 0)
+		l += (size_t)snprintf(text + l, sizeof(text) - l, "port %d\n", cc->port);
+	if (cc->netlock_skip)
+		l += (size_t)snprintf(text + l, sizeof(text) - l,
+				      "# cmt locks the network namespace itself, or nothing outside reaches it\n"
+				      "network-lock skip\n");
+	if (cc->action_script)
+		l += (size_t)snprintf(text + l, sizeof(text) - l,
+				      "# cmt freezes the tasks when CRIU is about to\naction-script %s\n", cc->action_script);
+	if (l >= sizeof(text))
+		return error_set(e, ENAMETOOLONG, "CRIU configuration too long: %s", out);
+	return write_file_atomic(out, text, l, 0600, e);
 }
 
 static int lazy_ready_fd = -1;

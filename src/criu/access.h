@@ -43,16 +43,24 @@ struct criu_tree_opts {
 	int ready_fd;              /* lazy dump (set in config_file): a byte here once the page server listens, or -1 */
 };
 
-/* Writes <work_dir>/criu-restore.conf, a CRIU configuration file that makes
- * a restore leave every task stopped (SIGSTOP): the destination's copy exists
- * but does not run until the source has committed.  out gets its path. */
-int criu_write_stopped_config(const char *work_dir, char *out, size_t n, struct error *e);
-/* The same with `lazy-pages` too: a lazy restore (libcriu has no setter for it). */
-int criu_write_stopped_lazy_config(const char *work_dir, char *out, size_t n, struct error *e);
-/* <work_dir>/criu-lazy-dump.conf: a lazy dump whose page server listens on
- * 127.0.0.1:port only (libcriu has no lazy setter, and in lazy mode CRIU's
- * RPC ignores the page server's address). */
-int criu_write_lazy_dump_config(const char *work_dir, int port, char *out, size_t n, struct error *e);
+/* A CRIU configuration file cmt writes for one dump or restore: what libcriu
+ * has no setter for, and what runc cannot be asked on its command line.  runc
+ * hands CRIU a file named by CRIU_CONFIG_FILE (dump) or by the org.criu.config
+ * annotation (restore); libcriu names it in the request. */
+struct criu_conf {
+	bool leave_stopped;        /* restore: every task waits (SIGSTOP) until cmt resumes it at the commit */
+	bool lazy_pages;           /* lazy dump or lazy restore */
+	int port;                  /* lazy dump: the page server listens on 127.0.0.1:port (0: runc's --page-server
+	                            * names it; CRIU's RPC ignores a lazy page server's address, this file does not) */
+	bool loopback;             /* lazy dump: the page server listens on 127.0.0.1 only */
+	bool netlock_skip;         /* `network-lock skip`: no iptables lock of the network namespace by CRIU,
+	                            * because cmt's own lock holds it or nothing outside can reach it
+	                            * (net_criu_lock_redundant, doc/design.md "Network lock") */
+	const char *action_script; /* `action-script PATH` (criu/actionscript.h), NULL: none */
+};
+/* Writes <work_dir>/NAME (criu-dump.conf, criu-restore.conf, ...); out gets its path. */
+int criu_write_config(const char *work_dir, const char *name, const struct criu_conf *cc, char *out, size_t n,
+		      struct error *e);
 
 /* Dumps the process tree rooted at pid. */
 int criu_dump_tree(const struct criu_info *ci, pid_t pid, const struct criu_tree_opts *o, const char *host,

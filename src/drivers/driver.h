@@ -27,6 +27,9 @@ struct workload {
 	char *orig_cgroups;        /* "tid path\n" of each task's freezer cgroup before the freeze */
 	bool shell_job;
 	bool tcp_established;      /* has established TCP connections: dump/restore with TCP repair */
+	bool netlock_skip;         /* runc: CRIU need not lock the network namespace (net_criu_lock_redundant) */
+	const char *action_script; /* late freeze: a CRIU action script for the dump (criu/actionscript.h), which
+	                            * freezes the workload; NULL: the workload is frozen before the dump */
 	bool frozen;
 	pid_t monitor_pid;         /* runc: the cmt monitor that owns its stdio (`cmt run`), 0 if none */
 	char moved_to[256];        /* destroy after a commit: the destination (for `cmt logs` here) */
@@ -43,6 +46,7 @@ struct restore_req {
 	char bundle[PATH_MAX];     /* runc: bundle received under the state root */
 	bool shell_job;
 	bool tcp_established;
+	bool netlock_skip;         /* runc: CRIU need not lock the network namespace (net_criu_lock_redundant) */
 	const char *host;          /* this host's name, for messages */
 	unsigned timeout_ms;       /* the restore must finish within this (0: the driver's default) */
 	bool stdio_pipes;          /* runc: a monitored container; stdio_fds are the write ends of the
@@ -57,6 +61,7 @@ struct restore_req {
 #define RESTORE_TCP_ESTABLISHED 2u
 #define RESTORE_SHARED_ROOTFS 4u   /* the root filesystem was not sent: root.path (absolute) is shared storage */
 #define RESTORE_LAZY 8u            /* post-copy: memory comes from the page server relayed to 127.0.0.1:A_PORT */
+#define RESTORE_NETLOCK_SKIP 16u   /* the source found CRIU's network lock redundant (net_criu_lock_redundant) */
 
 struct driver {
 	const char *name;
@@ -64,6 +69,10 @@ struct driver {
 	/* source side */
 	int (*inspect)(struct ctx *c, const char *name, struct workload *w, struct error *e);
 	int (*freeze)(struct ctx *c, struct workload *w, struct error *e);
+	/* The dump can freeze the workload itself, late: its CRIU runs
+	 * w->action_script when it is about to freeze the tasks (which then
+	 * calls freeze); the engine then does not freeze before the dump. */
+	bool late_freeze;
 	int (*dump)(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, struct error *e);
 	/* Optional (NULL: dump only): the same dump in the background, so that
 	 * its page images can travel while CRIU writes them; dump_finish waits

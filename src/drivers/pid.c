@@ -236,7 +236,8 @@ static int pid_dump_lazy(struct ctx *c, struct workload *w, const char *images_d
 	r = ctx_need_criu(c, e);
 	if (r < 0)
 		return r;
-	r = criu_write_lazy_dump_config(work_dir, port, conf, sizeof(conf), e);
+	r = criu_write_config(work_dir, "criu-lazy-dump.conf", &(struct criu_conf){ .lazy_pages = true, .port = port },
+			      conf, sizeof(conf), e);
 	if (r < 0)
 		return r;
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -410,8 +411,8 @@ static int pid_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, st
 	if (r < 0)
 		return r;
 	/* lazily: the agent started the lazy-pages daemon in the work directory */
-	r = rq->lazy ? criu_write_stopped_lazy_config(rq->work_dir, conf, sizeof(conf), e)
-		     : criu_write_stopped_config(rq->work_dir, conf, sizeof(conf), e);
+	r = criu_write_config(rq->work_dir, "criu-restore.conf",
+			      &(struct criu_conf){ .leave_stopped = true, .lazy_pages = rq->lazy }, conf, sizeof(conf), e);
 	if (r < 0)
 		return r;
 	o.config_file = conf;

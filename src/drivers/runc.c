@@ -237,37 +237,7 @@ static void explain_dump(struct ctx *c, const char *what, const char *runc_said,
 		snprintf(e->msg, sizeof(e->msg), "%s failed: %s (CRIU's log gives no reason cmt recognises)", what, said);
 }
 
-static int runc_dump(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, struct error *e)
-{
-	struct run_result rr;
-	char log[PATH_MAX + 16], what[320];
-	int r;
-
-	r = ctx_need_criu(c, e);
-	if (r < 0)
-		return r;
-	if (w->tcp_established)
-		r = runc_cmd(c, &rr, NULL, 0, e, "checkpoint", "--leave-running", "--tcp-established", "--image-path",
-			     images_dir, "--work-path", work_dir, w->id, NULL);
-	else
-		r = runc_cmd(c, &rr, NULL, 0, e, "checkpoint", "--leave-running", "--image-path", images_dir, "--work-path",
-			     work_dir, w->id, NULL);
-	if (r < 0)
-		return r;
-	if (rr.status != 0) {
-		snprintf(log, sizeof(log), "%s/dump.log", work_dir);
-		snprintf(what, sizeof(what), "checkpoint of container %s", w->id);
-		explain_dump(c, what, rr.err, log, e);
-		run_result_free(&rr);
-		return -e->code;
-	}
-	run_result_free(&rr);
-	return 0;
-}
-
-/* The dump of runc_dump, in the background (its output in the work
- * directory): the caller reads the page images while CRIU writes them. */
-/* The background `runc checkpoint` of this workload, leaving it running
+/* The `runc checkpoint` of this workload, leaving it running
  * (frozen: cmt decides its fate); lazy_ps "127.0.0.1:PORT" for a lazy dump
  * (its page server there, readiness on descriptor 3), NULL for a whole one. */
 static void checkpoint_argv(struct ctx *c, const struct workload *w, const char *images_dir, const char *work_dir,
@@ -301,15 +271,61 @@ static void checkpoint_argv(struct ctx *c, const struct workload *w, const char 
 	argv[n] = NULL;
 }
 
-static int runc_dump_start(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir,
-			   pid_t *ret_pid, struct error *e)
+/* The CRIU configuration of a runc checkpoint (struct criu_conf), which runc
+ * hands on to CRIU when CRIU_CONFIG_FILE names it; env gets that entry. */
+static int dump_config(const struct workload *w, const char *work_dir, bool lazy, char env[PATH_MAX + 48],
+		       struct error *e)
 {
-	char out[PATH_MAX + 32];
+	char conf[PATH_MAX + 32];
+	struct criu_conf cc = { .loopback = lazy, .netlock_skip = w->netlock_skip, .action_script = w->action_script };
+	int r = criu_write_config(work_dir, "criu-dump.conf", &cc, conf, sizeof(conf), e);
+
+	if (r == 0)
+		snprintf(env, PATH_MAX + 48, "CRIU_CONFIG_FILE=%s", conf);
+	return r;
+}
+
+static int runc_dump(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, struct error *e)
+{
+	struct run_result rr;
+	char log[PATH_MAX + 16], what[320], env_conf[PATH_MAX + 48];
 	char *argv[RUNC_MAX_ARGS];
-	struct run_opts o = { .output_path = out };
+	char *env[] = { env_conf, NULL };
+	struct run_opts o = { .timeout_ms = RUNC_TIMEOUT_MS, .env_add = env };
 	int r;
 
 	if ((r = ctx_need_criu(c, e)) < 0 || (r = ctx_need_runc(c, e)) < 0)
+		return r;
+	if ((r = dump_config(w, work_dir, false, env_conf, e)) < 0)
+		return r;
+	checkpoint_argv(c, w, images_dir, work_dir, NULL, argv);
+	r = run_cmd(argv, &o, &rr, e);
+	if (r < 0)
+		return r;
+	if (rr.status != 0) {
+		snprintf(log, sizeof(log), "%s/dump.log", work_dir);
+		snprintf(what, sizeof(what), "checkpoint of container %s", w->id);
+		explain_dump(c, what, rr.err, log, e);
+		run_result_free(&rr);
+		return -e->code;
+	}
+	run_result_free(&rr);
+	return 0;
+}
+/* The dump of runc_dump, in the background (its output in the work
+ * directory): the caller reads the page images while CRIU writes them. */
+static int runc_dump_start(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir,
+			   pid_t *ret_pid, struct error *e)
+{
+	char out[PATH_MAX + 32], env_conf[PATH_MAX + 48];
+	char *argv[RUNC_MAX_ARGS];
+	char *env[] = { env_conf, NULL };
+	struct run_opts o = { .output_path = out, .env_add = env };
+	int r;
+
+	if ((r = ctx_need_criu(c, e)) < 0 || (r = ctx_need_runc(c, e)) < 0)
+		return r;
+	if ((r = dump_config(w, work_dir, false, env_conf, e)) < 0)
 		return r;
 	snprintf(out, sizeof(out), "%s/runc-checkpoint.out", work_dir);
 	checkpoint_argv(c, w, images_dir, work_dir, NULL, argv);
@@ -355,8 +371,7 @@ static int runc_dump_finish(struct ctx *c, struct workload *w, pid_t pid, const 
 static int runc_dump_lazy(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, int port,
 			  int timeout_ms, pid_t *ret_pid, struct error *e)
 {
-	static const char conf_text[] = "# written by cmt: the lazy page server listens on loopback only\naddress 127.0.0.1\n";
-	char conf[PATH_MAX + 32], env_conf[PATH_MAX + 48], ps[32], out[PATH_MAX + 32], log[PATH_MAX + 16], what[320];
+	char env_conf[PATH_MAX + 48], ps[32], out[PATH_MAX + 32], log[PATH_MAX + 16], what[320];
 	char *argv[RUNC_MAX_ARGS];
 	char *env[] = { env_conf, NULL };
 	struct run_opts o = { .env_add = env, .output_path = out };
@@ -364,17 +379,10 @@ static int runc_dump_lazy(struct ctx *c, struct workload *w, const char *images_
 	pid_t pid;
 	char byte;
 
-	r = ctx_need_criu(c, e);
-	if (r < 0)
+	if ((r = ctx_need_criu(c, e)) < 0 || (r = ctx_need_runc(c, e)) < 0)
 		return r;
-	r = ctx_need_runc(c, e);
-	if (r < 0)
+	if ((r = dump_config(w, work_dir, true, env_conf, e)) < 0)
 		return r;
-	snprintf(conf, sizeof(conf), "%s/criu-lazy-dump.conf", work_dir);
-	r = write_file_atomic(conf, conf_text, sizeof(conf_text) - 1, 0600, e);
-	if (r < 0)
-		return r;
-	snprintf(env_conf, sizeof(env_conf), "CRIU_CONFIG_FILE=%s", conf);
 	snprintf(ps, sizeof(ps), "127.0.0.1:%d", port);
 	snprintf(out, sizeof(out), "%s/runc-checkpoint.out", work_dir);
 	snprintf(log, sizeof(log), "%s/dump.log", work_dir);
@@ -507,7 +515,9 @@ static int restore_stopped(struct restore_req *rq, struct error *e)
 	_cleanup_free_ char *cfg = NULL, *out = NULL;
 	int r;
 
-	r = criu_write_stopped_config(rq->work_dir, conf, sizeof(conf), e);
+	r = criu_write_config(rq->work_dir, "criu-restore.conf",
+			      &(struct criu_conf){ .leave_stopped = true, .netlock_skip = rq->netlock_skip }, conf,
+			      sizeof(conf), e);
 	if (r < 0)
 		return r;
 	snprintf(cfg_path, sizeof(cfg_path), "%s/config.json", rq->bundle);
@@ -633,6 +643,7 @@ const struct driver runc_driver = {
 	.kind = KIND_RUNC,
 	.inspect = runc_inspect,
 	.freeze = runc_freeze,
+	.late_freeze = true,
 	.dump = runc_dump,
 	.dump_start = runc_dump_start,
 	.dump_finish = runc_dump_finish,

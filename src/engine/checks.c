@@ -202,7 +202,7 @@ void checks_evaluate(const struct facts *src, const struct facts *dst, const str
 			char np[256];
 			struct error ne = { 0 };
 			const char *how = facts_get(dst, "net_attach");
-			if (net_path_from_config(w->config_json, np, sizeof(np), &ne) == 1) {
+			if (net_path_from_config(w->config_json, np, sizeof(np), &ne) == NET_NS_PATH) {
 				if (!how)
 					check_add(l, "network", CHECK_WARN, "upgrade cmt on the destination",
 						  "the container's network namespace %s moves, and %s cannot say how it "

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "criu/actionscript.h"
 #include "criu/precheck.h"
 #include "engine/dumpsend.h"
 #include "engine/handoff.h"
@@ -115,7 +116,8 @@ static int send_restore(struct peer *p, const struct workload *w, uint32_t lease
 
 	mb_init(&mb);
 	mb_u32(&mb, A_FLAGS, (w->shell_job ? RESTORE_SHELL_JOB : 0) | (w->tcp_established ? RESTORE_TCP_ESTABLISHED : 0) |
-				     (shared ? RESTORE_SHARED_ROOTFS : 0) | (lazy_port > 0 ? RESTORE_LAZY : 0));
+				     (shared ? RESTORE_SHARED_ROOTFS : 0) | (lazy_port > 0 ? RESTORE_LAZY : 0) |
+				     (w->netlock_skip ? RESTORE_NETLOCK_SKIP : 0));
 	mb_u32(&mb, A_DEADLINE_MS, deadline);
 	if (lazy_port > 0)
 		mb_u32(&mb, A_PORT, (uint32_t)lazy_port);
@@ -351,6 +353,80 @@ static int run_checks(struct ctx *c, const struct migrate_opts *o, struct peer *
 	return -EHOSTUNREACH;
 }
 
+/* What freezing the workload takes: the driver's freeze, the journal, the
+ * network lock of a namespace that moves.  Before the dump (early) or from
+ * the thread that answers CRIU's action script (late, while the dump runs). */
+struct freezing {
+	struct ctx *c;
+	const struct migrate_opts *o;
+	const struct driver *drv;
+	struct workload *w;
+	struct migrate_stats *st;
+	const struct net_desc *net;
+	bool *net_locked;
+	const char *mig_dir;
+};
+
+static int freeze_now(void *arg, struct error *e)
+{
+	struct freezing *fz = arg;
+	int r = fz->drv->freeze(fz->c, fz->w, e);
+
+	if (r < 0)
+		return r;
+	journal_step(fz->mig_dir, J_FROZEN, fz->w, fz->o);
+	fz->st->t_frozen = now_ms();
+	fault_set_phase("frozen");
+	if (fz->net) {
+		/* CRIU locks the namespace during the dump but unlocks it after a
+		 * --leave-running dump: this lock keeps the frozen copy's kernel
+		 * from answering (and acknowledging) the peers until it is gone */
+		/* recorded first, for `cmt recover`: it unlocks (or removes) it
+		 * after a crash (unlocking what is not locked is harmless) */
+		struct net_state nst = { .d = *fz->net, .locked = true };
+		struct error ne = { 0 };
+		if (net_state_save(fz->mig_dir, &nst, &ne) < 0)
+			log_warn("cannot record the network state: %s", ne.msg);
+		r = net_lock(fz->net->path, e);
+		if (r < 0)
+			return error_wrap(e, "cannot lock the network of %s", fz->w->label);
+		*fz->net_locked = true;
+	}
+	fault_point("after-freeze");
+	log_debug("%s frozen", fz->w->label);
+	return 0;
+}
+
+/* After a dump with the late freeze: the dump's result r, or why it did
+ * not count.  A freeze that failed is what made CRIU give up (its own
+ * message says only that a script failed); a dump that CRIU finished
+ * without ever calling back ran on a workload that kept running, and CRIU
+ * has resumed it: its images are of no use. */
+static int late_freeze_outcome(const struct criu_action *act, struct workload *w, struct migrate_stats *st,
+			       const char *host, int r, struct error *e)
+{
+	if (act->called && act->result < 0) {
+		*e = act->err;
+		if (!e->host[0])
+			error_host(e, host);
+		if (!w->frozen && !e->hint[0])
+			error_hint(e, "%s was not frozen and runs on here (CRIU gave the dump up); fix what is said above and migrate again", w->label);
+		return act->result;
+	}
+	if (act->called)
+		timeline_mark_at(&st->tl, "criu-start", st->t_frozen); /* runc and CRIU started, not frozen */
+	if (r < 0 || act->called)
+		return r;
+	error_set(e, EPROTO, "CRIU dumped %s without running cmt's action script before it froze it: those images are "
+		     "of a running container, so they are dropped and %s runs on here",
+		  w->label, w->label);
+	error_host(e, host);
+	error_hint(e, "this CRIU ignores `action-script` in a configuration file: set `early_freeze = yes` in the "
+		      "state root's config on %s and migrate again",
+		   host);
+	return -EPROTO;
+}
+
 int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stats *st, struct error *e)
 {
 	const struct driver *drv = driver_for(o->kind);
@@ -420,7 +496,13 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		r = net_path_from_config(w.config_json, np, sizeof(np), e);
 		if (r < 0)
 			goto fail_early;
-		if (r == 1) {
+		/* cmt locks a namespace by path itself (after the freeze, until
+		 * the frozen copy is gone), and one runc made whose only
+		 * interface is lo is reached by nothing outside: CRIU's iptables
+		 * lock around the dump and the restore would only add frozen
+		 * time (60-100 ms each on the lab; doc/design.md "Network lock") */
+		w.netlock_skip = net_criu_lock_redundant(r, true, w.pid);
+		if (r == NET_NS_PATH) {
 			net = calloc(1, sizeof(*net));
 			if (!net) {
 				r = error_set(e, ENOMEM, "out of memory");
@@ -647,32 +729,24 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 
 	/* --- frozen from here until commit or rollback --- */
 	journal_step(mig_dir, J_FROZEN, &w, o);
-	r = drv->freeze(c, &w, e);
-	if (r < 0)
-		goto fail;
-	journal_step(mig_dir, J_FROZEN, &w, o);
-	st->t_frozen = now_ms();
-	fault_set_phase("frozen");
-	if (net) {
-		/* CRIU locks the namespace during the dump but unlocks it after a
-		 * --leave-running dump: this lock keeps the frozen copy's kernel
-		 * from answering (and acknowledging) the peers until it is gone */
-		/* recorded first, for `cmt recover`: it unlocks (or removes) it
-		 * after a crash (unlocking what is not locked is harmless) */
-		struct net_state nst = { .d = *net, .locked = true };
-		struct error ne = { 0 };
-		if (net_state_save(mig_dir, &nst, &ne) < 0)
-			log_warn("cannot record the network state: %s", ne.msg);
-		r = net_lock(net->path, e);
-		if (r < 0) {
-			error_wrap(e, "cannot lock the network of %s", w.label);
+	struct freezing fz = { .c = c, .o = o, .drv = drv, .w = &w, .st = st, .net = net, .net_locked = &net_locked,
+			       .mig_dir = mig_dir };
+	/* The late freeze: CRIU calls back (an action script) when it is up and
+	 * about to freeze the tasks itself; until then the workload runs on
+	 * while runc and CRIU start (doc/design.md "Late freeze"). */
+	struct criu_action act = { .req_fd = -1, .ans_fd = -1, .stop = { -1, -1 } };
+	bool late = drv->late_freeze && !c->cfg.early_freeze;
+	if (late) {
+		r = criu_action_start(&act, work, "pre-dump", freeze_now, &fz, e);
+		if (r < 0)
 			goto fail;
-		}
-		net_locked = true;
+		w.action_script = act.script;
+	} else {
+		r = freeze_now(&fz, e);
+		if (r < 0)
+			goto fail;
+		timeline_mark(&st->tl, "freeze");
 	}
-	fault_point("after-freeze");
-	log_debug("%s frozen", w.label);
-	timeline_mark(&st->tl, "freeze");
 	/* pre-copy: the root page image travels while CRIU writes it (engine/dumpsend.h) */
 	char img_sent[32] = "";
 	bool overlap = mode == MODE_PRECOPY && dump_and_send_usable(drv, o->hooks && o->hooks->cmd[HOOK_POST_DUMP]);
@@ -683,6 +757,11 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 				  img_sent, sizeof(img_sent), e);
 	else
 		r = drv->dump(c, &w, images, work, e);
+	if (late) {
+		criu_action_stop(&act);
+		w.action_script = NULL;
+		r = late_freeze_outcome(&act, &w, st, c->cfg.name, r, e);
+	}
 	if (r < 0)
 		goto fail;
 	if (!overlap)

@@ -50,18 +50,65 @@ int net_path_from_config(const char *config_json, char *path, size_t n, struct e
 	json_array_foreach(nss, i, ns) {
 		const char *type = json_string_value(json_object_get(ns, "type"));
 		const char *p = json_string_value(json_object_get(ns, "path"));
-		if (!type || strcmp(type, "network") != 0 || !p || !*p)
+		if (!type || strcmp(type, "network") != 0)
 			continue;
+		if (!p || !*p) {
+			r = NET_NS_PRIVATE;
+			break;
+		}
 		if (strlen(p) >= n) {
 			r = error_set(e, ENAMETOOLONG, "the network namespace path in config.json is too long");
 			break;
 		}
 		snprintf(path, n, "%s", p);
-		r = 1;
+		r = NET_NS_PATH;
 		break;
 	}
 	json_decref(root);
 	return r;
+}
+
+bool net_only_loopback(pid_t pid)
+{
+	char path[64], line[512];
+	bool only_lo = true;
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/net/dev", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	/* two header lines, then "  NAME: counters..." per interface */
+	while (fgets(line, sizeof(line), f)) {
+		char *colon = strchr(line, ':'), *name = line;
+		if (++n <= 2)
+			continue;
+		if (!colon) {
+			only_lo = false; /* not the format this reads: do not guess */
+			break;
+		}
+		*colon = '\0';
+		while (*name == ' ')
+			name++;
+		if (strcmp(name, "lo") != 0) {
+			only_lo = false;
+			break;
+		}
+	}
+	if (ferror(f) || n < 2)
+		only_lo = false;
+	fclose(f);
+	return only_lo;
+}
+
+bool net_criu_lock_redundant(int ns, bool cmt_locked, pid_t pid)
+{
+	if (ns == NET_NS_PATH)
+		return cmt_locked;
+	if (ns == NET_NS_PRIVATE)
+		return pid > 0 && net_only_loopback(pid);
+	return false;
 }
 
 /* --- validation ------------------------------------------------------------ */

@@ -69,9 +69,28 @@ struct net_state {
 	char host_if[NET_MAX_IFS][16]; /* host-side veth of each interface */
 };
 
-/* 1 and the path when config.json's network namespace has a path, 0 when it
- * has none (runc makes it: CRIU carries it), negative on a bad config. */
+/* Which network namespace config.json gives the container: NET_NS_PATH and
+ * the path (an existing namespace: cmt recreates it on the destination),
+ * NET_NS_PRIVATE (runc makes a new one: CRIU carries it), NET_NS_HOST (none
+ * in the list: the host's), negative on a bad config. */
+#define NET_NS_HOST 0
+#define NET_NS_PATH 1
+#define NET_NS_PRIVATE 2
 int net_path_from_config(const char *config_json, char *path, size_t n, struct error *e);
+/* true when the network namespace of pid has no interface but lo (from
+ * /proc/PID/net/dev; false when it cannot be read). */
+bool net_only_loopback(pid_t pid);
+/* Whether CRIU's own lock of the container's network namespace (iptables
+ * rules taken for the dump and the restore; `network-lock skip` otherwise)
+ * adds nothing: the namespace has a path and cmt holds its own lock on it
+ * from before the dump until the frozen copy is gone (and on the destination
+ * from before the restore until the commit), or runc made it and lo is its
+ * only interface, so nothing outside the frozen container reaches it.  Never
+ * for a container in the host's namespace: there CRIU locks each TCP
+ * connection with its own rules.  ns: net_path_from_config's answer;
+ * cmt_locked: cmt's lock holds that namespace; pid: the container's init
+ * (whose namespace is looked at for NET_NS_PRIVATE). */
+bool net_criu_lock_redundant(int ns, bool cmt_locked, pid_t pid);
 /* Reads the namespace's interfaces (ethernet ones; lo is implied) and its
  * main-table routes (not the kernel's own). */
 int net_describe(const char *path, struct net_desc *d, struct error *e);

@@ -14,8 +14,11 @@ void timeline_start(struct timeline *tl, double t0)
 
 void timeline_mark(struct timeline *tl, const char *name)
 {
-	double t = now_ms();
+	timeline_mark_at(tl, name, now_ms());
+}
 
+void timeline_mark_at(struct timeline *tl, const char *name, double t)
+{
 	if (tl->n == TIMELINE_MAX)
 		return;
 	snprintf(tl->s[tl->n].name, sizeof(tl->s[tl->n].name), "%s", name);

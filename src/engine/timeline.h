@@ -19,6 +19,8 @@ struct timeline {
 void timeline_start(struct timeline *tl, double t0);
 /* The step 'name' ended now (a step begins where the one before ended). */
 void timeline_mark(struct timeline *tl, const char *name);
+/* The same for a step that ended at t (ms, now_ms), noticed later. */
+void timeline_mark_at(struct timeline *tl, const char *name, double t);
 /* How long step i took, in ms. */
 double timeline_step_ms(const struct timeline *tl, int i);
 /* Adds "steps_ms": {name: ms, ...} to the JSON object 'into' (a json_t *). */

@@ -109,6 +109,11 @@ int config_parse(struct config *c, const char *text, const char *origin, struct 
 			if (r == 0 && !images_tmpfs_valid(val))
 				r = error_set(e, EINVAL, "%s:%d: images_tmpfs '%s': use yes, no, or a size such as 512m, 2g or 25%%",
 					      origin, line, val);
+		} else if (!strcmp(key, "early_freeze")) {
+			if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0)
+				return error_set(e, EINVAL, "%s:%d: early_freeze '%s': use yes or no", origin, line, val);
+			c->early_freeze = !strcmp(val, "yes");
+			r = 0;
 		} else if (!strcmp(key, "net_route_hook")) {
 			r = set_str(c->net_route_hook, sizeof(c->net_route_hook), val, key, origin, line, e);
 			if (r == 0 && val[0] && val[0] != '/')
@@ -116,7 +121,7 @@ int config_parse(struct config *c, const char *text, const char *origin, struct 
 		} else
 			return error_set(e, EINVAL,
 					 "%s:%d: unknown key '%s' (known: criu, runc, runc_root, name, cgroup_parent, net_attach, "
-					 "net_bridge, net_route_hook, images_tmpfs)",
+					 "net_bridge, net_route_hook, images_tmpfs, early_freeze)",
 					 origin, line, key);
 		if (r < 0)
 			return r;

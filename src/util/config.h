@@ -3,6 +3,7 @@
  * silently ignored). */
 #pragma once
 #include <limits.h>
+#include <stdbool.h>
 
 #include "util/error.h"
 
@@ -18,6 +19,8 @@ struct config {
 	char net_bridge[16];          /* the bridge of net_attach = bridge (default cmt0) */
 	char net_route_hook[PATH_MAX]; /* executable run as `PROG route` after a container arrived, "" = none */
 	char images_tmpfs[32];        /* CRIU's images in memory: "yes" (default), "no", or the tmpfs's size (512m, 2g, 25%) */
+	bool early_freeze;            /* early_freeze = yes: freeze a container before runc checkpoint starts, not when
+	                               * CRIU is about to (the late freeze, doc/design.md "Late freeze") */
 };
 
 void config_defaults(struct config *c);

@@ -60,7 +60,9 @@ jtest "JSON result is ok" 'd["result"] == "ok"' \
 	"JSON downtime_ms > 0" 'd["downtime_ms"] > 0' \
 	"JSON total_ms >= downtime_ms" 'd["total_ms"] >= d["downtime_ms"]' \
 	"JSON bytes_sent > 0" 'd["bytes_sent"] > 0' \
-	"JSON has no error" '"error" not in d'
+	"JSON has no error" '"error" not in d' \
+	"the late freeze: runc and CRIU started while ct1 ran (steps criu-start, no freeze before the dump)" \
+	'd["steps_ms"].get("criu-start", 0) > 0 and "freeze" not in d["steps_ms"]'
 
 is "$(on h1 runc list -q)" "" "ct1 is gone from h1's runc list"
 if on h1 test -e "/proc/$pid_h1" || [ -n "$(marker_pids h1 "$pat")" ]; then
@@ -92,9 +94,15 @@ diag "left under migrations/: $(find "$LAB_DIR"/h[12]/cmt/migrations -mindepth 1
 # --- back: h2 -> h1 ------------------------------------------------------------
 wait_until 5 count_ge "$count_h2" $((last_h1 + 10))
 last_h2=$(count_read "$count_h2")
+# back with the early freeze (config early_freeze = yes): frozen before runc checkpoint starts
+cfg_h2=$(cat "$LAB_DIR/h2/cmt/config")
+echo "early_freeze = yes" >>"$LAB_DIR/h2/cmt/config"
 migrate_from h2 ct1 --to h1
+printf '%s\n' "$cfg_h2" >"$LAB_DIR/h2/cmt/config"
 is "$MIG_RC" 0 "cmt migrate ct1 --to h1 (back, run on h2) exits 0"
-jtest "JSON result is ok (back)" 'd["result"] == "ok" and d["mode"] == "cold"' \
+jtest "early_freeze = yes: frozen before the dump (a freeze step, no criu-start)" \
+	'"freeze" in d["steps_ms"] and "criu-start" not in d["steps_ms"]' \
+	"JSON result is ok (back)" 'd["result"] == "ok" and d["mode"] == "cold"' \
 	"JSON downtime_ms > 0, total_ms >= downtime_ms, bytes_sent > 0 (back)" \
 	'd["downtime_ms"] > 0 and d["total_ms"] >= d["downtime_ms"] and d["bytes_sent"] > 0'
 is "$(on h2 runc list -q)" "" "ct1 is gone from h2's runc list"

@@ -206,6 +206,19 @@ static void test_images_tmpfs(void)
 	ok(parse(&c, "images_tmpfs = 1g,nr_inodes=1\n", &e) == -EINVAL, "no extra mount options can slip in");
 }
 
+static void test_early_freeze(void)
+{
+	struct config c;
+	struct error e = { 0 };
+
+	config_defaults(&c);
+	ok(!c.early_freeze, "the late freeze by default");
+	ok(parse(&c, "early_freeze = yes\n", &e) == 0 && c.early_freeze, "early_freeze = yes");
+	ok(parse(&c, "early_freeze = no\n", &e) == 0 && !c.early_freeze, "early_freeze = no");
+	ok(parse(&c, "early_freeze = 1\n", &e) == -EINVAL && strstr(e.msg, "'1'") && strstr(e.msg, "yes or no"),
+	   "anything else is refused: %s", e.msg);
+}
+
 int main(void)
 {
 	test_defaults();
@@ -214,5 +227,6 @@ int main(void)
 	test_errors();
 	test_load();
 	test_images_tmpfs();
+	test_early_freeze();
 	return done_testing();
 }

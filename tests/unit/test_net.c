@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include "engine/net.h"
 #include "tap.h"
@@ -159,10 +161,80 @@ static void test_config_path(void)
 	is_int(net_path_from_config("{\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"network\",\"path\":\"/run/netns/a\"}]}}",
 				    p, sizeof(p), &e), 1, "a network namespace with a path");
 	is_str(p, "/run/netns/a", "its path");
-	is_int(net_path_from_config("{\"linux\":{\"namespaces\":[{\"type\":\"network\"}]}}", p, sizeof(p), &e), 0,
-	       "a network namespace runc makes: none to move (CRIU carries it)");
-	is_int(net_path_from_config("{\"linux\":{}}", p, sizeof(p), &e), 0, "no namespaces at all: none");
+	is_int(net_path_from_config("{\"linux\":{\"namespaces\":[{\"type\":\"network\"}]}}", p, sizeof(p), &e),
+	       NET_NS_PRIVATE, "a network namespace runc makes: private, nothing to move (CRIU carries it)");
+	is_int(net_path_from_config("{\"linux\":{\"namespaces\":[{\"type\":\"network\",\"path\":\"\"}]}}", p,
+				    sizeof(p), &e),
+	       NET_NS_PRIVATE, "an empty path: the same");
+	is_int(net_path_from_config("{\"linux\":{\"namespaces\":[{\"type\":\"pid\"}]}}", p, sizeof(p), &e),
+	       NET_NS_HOST, "no network namespace in the list: the host's");
+	is_int(net_path_from_config("{\"linux\":{}}", p, sizeof(p), &e), NET_NS_HOST, "no namespaces at all: the host's");
 	ok(net_path_from_config("{", p, sizeof(p), &e) < 0, "a broken config.json: an error");
+}
+
+/* A child in a network namespace of its own, with a dummy interface when
+ * asked; answers net_only_loopback of it (and net_criu_lock_redundant of a
+ * private namespace like it in *redundant). */
+static int child_ns_only_lo(bool dummy, bool *ran, bool *redundant)
+{
+	int go[2], done[2];
+	char b = 0;
+	pid_t pid;
+	int r = -1;
+
+	*ran = false;
+	if (pipe(go) < 0 || pipe(done) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		close(go[0]);
+		close(done[1]);
+		b = unshare(CLONE_NEWNET) == 0 ? 1 : 0;
+		if (b && dummy)
+			b = system("ip link add cmt-t-dummy0 type dummy >/dev/null 2>&1") == 0 ? 1 : 0;
+		if (write(go[1], &b, 1) != 1)
+			_exit(1);
+		(void)!read(done[0], &b, 1); /* until the parent has looked */
+		_exit(0);
+	}
+	close(go[1]);
+	close(done[0]);
+	if (pid > 0 && read(go[0], &b, 1) == 1 && b == 1) {
+		*ran = true;
+		r = net_only_loopback(pid);
+		*redundant = net_criu_lock_redundant(NET_NS_PRIVATE, true, pid);
+	}
+	close(go[0]);
+	close(done[1]); /* the child ends */
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+	return r;
+}
+
+static void test_only_loopback(void)
+{
+	bool ran, red;
+	int r;
+
+	ok(!net_only_loopback(0), "no process 0: not only lo (cannot tell)");
+	ok(!net_criu_lock_redundant(NET_NS_HOST, true, getpid()), "the host's namespace: CRIU locks each connection");
+	ok(!net_criu_lock_redundant(NET_NS_PATH, false, 0), "a namespace by path that cmt has not locked: CRIU locks");
+	ok(net_criu_lock_redundant(NET_NS_PATH, true, 0), "a namespace by path that cmt holds locked: no CRIU lock");
+	ok(!net_criu_lock_redundant(NET_NS_PRIVATE, true, 0), "a private namespace not looked at: CRIU locks");
+	r = child_ns_only_lo(false, &ran, &red);
+	if (!ran) {
+		skip_n(4, "cannot make a network namespace here (needs root)");
+		return;
+	}
+	is_int(r, 1, "a new network namespace holds only lo");
+	ok(red, "... so CRIU's lock of such a private namespace is redundant");
+	r = child_ns_only_lo(true, &ran, &red);
+	if (!ran) {
+		skip_n(2, "cannot add a dummy interface here (ip, root)");
+		return;
+	}
+	is_int(r, 0, "... with a dummy interface too: not only lo");
+	ok(!red, "... and CRIU locks it");
 }
 
 static void test_config_keys(void)
@@ -251,6 +323,7 @@ int main(void)
 	test_good();
 	test_bad();
 	test_config_path();
+	test_only_loopback();
 	test_config_keys();
 	test_state();
 	return done_testing();
