@@ -285,35 +285,9 @@ static int dump_config(const struct workload *w, const char *work_dir, bool lazy
 	return r;
 }
 
-static int runc_dump(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, struct error *e)
-{
-	struct run_result rr;
-	char log[PATH_MAX + 16], what[320], env_conf[PATH_MAX + 48];
-	char *argv[RUNC_MAX_ARGS];
-	char *env[] = { env_conf, NULL };
-	struct run_opts o = { .timeout_ms = RUNC_TIMEOUT_MS, .env_add = env };
-	int r;
-
-	if ((r = ctx_need_criu(c, e)) < 0 || (r = ctx_need_runc(c, e)) < 0)
-		return r;
-	if ((r = dump_config(w, work_dir, false, env_conf, e)) < 0)
-		return r;
-	checkpoint_argv(c, w, images_dir, work_dir, NULL, argv);
-	r = run_cmd(argv, &o, &rr, e);
-	if (r < 0)
-		return r;
-	if (rr.status != 0) {
-		snprintf(log, sizeof(log), "%s/dump.log", work_dir);
-		snprintf(what, sizeof(what), "checkpoint of container %s", w->id);
-		explain_dump(c, what, rr.err, log, e);
-		run_result_free(&rr);
-		return -e->code;
-	}
-	run_result_free(&rr);
-	return 0;
-}
-/* The dump of runc_dump, in the background (its output in the work
- * directory): the caller reads the page images while CRIU writes them. */
+/* The checkpoint in the background (its output in the work directory): the
+ * caller may read the page images while CRIU writes them (pre-copy), then
+ * runc_dump_finish. */
 static int runc_dump_start(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir,
 			   pid_t *ret_pid, struct error *e)
 {
@@ -357,6 +331,14 @@ static int runc_dump_finish(struct ctx *c, struct workload *w, pid_t pid, const 
 	read_file(out, 64 * 1024, &msg, NULL, &tmp);
 	explain_dump(c, what, msg, log, e);
 	return -e->code;
+}
+
+static int runc_dump(struct ctx *c, struct workload *w, const char *images_dir, const char *work_dir, struct error *e)
+{
+	pid_t pid;
+	int r = runc_dump_start(c, w, images_dir, work_dir, &pid, e);
+
+	return r < 0 ? r : runc_dump_finish(c, w, pid, work_dir, e);
 }
 
 /* Post-copy: `runc checkpoint --lazy-pages --leave-running` of the paused
