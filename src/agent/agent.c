@@ -645,9 +645,11 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 			 (int)m->num[A_PORT]);
 		lazy_daemon_kill(&s->rq);
 	}
-	if (s->rq.lazy && s->rq.lazy_pid <= 0) {
-		/* the daemon first: the restore hands it the tasks' memory */
-		r = lazy_daemon_start(s->c, &s->rq, (int)m->num[A_PORT], e);
+	if (s->rq.lazy) {
+		/* the daemon first: the restore hands it the tasks' memory (one
+		 * started early has loaded the images meanwhile) */
+		r = s->rq.lazy_pid > 0 ? lazy_daemon_ready(&s->rq, e)
+				       : lazy_daemon_start(s->c, &s->rq, (int)m->num[A_PORT], e);
 		if (r < 0)
 			return r;
 		log_debug("agent: lazy-pages daemon ready after %.0f ms", now_ms() - t0);

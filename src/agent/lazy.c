@@ -121,15 +121,15 @@ int agent_relay(struct ctx *c, struct proto_conn *conn, const struct msg *m, str
 	return r;
 }
 
-int lazy_daemon_start(struct ctx *c, struct restore_req *rq, int port, struct error *e)
+/* Starts the daemon; its status descriptor says when it listens. */
+static int lazy_daemon_spawn(struct ctx *c, struct restore_req *rq, int port, struct error *e)
 {
-	char ps[16], out[PATH_MAX + 32], log[PATH_MAX + 32];
+	char ps[16], out[PATH_MAX + 32];
 	char *argv[] = { c->criu.path, "lazy-pages", "--page-server", "--address", "127.0.0.1", "--port", ps,
 			 "--images-dir", rq->images_dir, "--work-dir", rq->work_dir, "--log-file", "lazy-pages.log",
 			 "--status-fd", "3", NULL };
 	struct run_opts o = { .cwd = rq->work_dir, .output_path = out };
-	int sfd = -1, r, k, st = -1;
-	char b;
+	int sfd = -1, r;
 
 	r = ctx_need_criu(c, e);
 	if (r < 0)
@@ -138,16 +138,29 @@ int lazy_daemon_start(struct ctx *c, struct restore_req *rq, int port, struct er
 		return error_set(e, EINVAL, "invalid relay port %d", port);
 	snprintf(ps, sizeof(ps), "%d", port);
 	snprintf(out, sizeof(out), "%s/lazy-pages.out", rq->work_dir);
-	snprintf(log, sizeof(log), "%s/lazy-pages.log", rq->work_dir);
 	r = spawn_bg(argv, &o, &sfd, &rq->lazy_pid, e);
 	if (r < 0)
 		return r;
-	struct pollfd pf = { sfd, POLLIN, 0 };
+	rq->lazy_ready_fd = sfd;
+	rq->lazy_starting = true;
+	return 0;
+}
+
+int lazy_daemon_ready(struct restore_req *rq, struct error *e)
+{
+	char log[PATH_MAX + 32], b;
+	int k;
+
+	if (!rq->lazy_starting)
+		return 0;
+	struct pollfd pf = { rq->lazy_ready_fd, POLLIN, 0 };
 	do
 		k = poll(&pf, 1, LAZY_READY_MS);
 	while (k < 0 && errno == EINTR);
-	ssize_t got = k > 0 ? read(sfd, &b, 1) : 0;
-	close(sfd);
+	ssize_t got = k > 0 ? read(rq->lazy_ready_fd, &b, 1) : 0;
+	close(rq->lazy_ready_fd);
+	rq->lazy_ready_fd = -1;
+	rq->lazy_starting = false;
 	if (got == 1)
 		return 0;
 	lazy_daemon_kill(rq);
@@ -155,12 +168,35 @@ int lazy_daemon_start(struct ctx *c, struct restore_req *rq, int port, struct er
 		error_set(e, ETIMEDOUT, "CRIU's lazy-pages daemon did not get ready in %d ms", LAZY_READY_MS);
 	else
 		error_set(e, EIO, "CRIU's lazy-pages daemon failed to start");
-	(void)st;
-	if (path_exists(log))
+	snprintf(log, sizeof(log), "%s/lazy-pages.log", rq->work_dir);
+	if (path_exists(log)) {
 		criu_explain(log, "lazy-pages daemon", rq->host, e);
-	else
-		error_host(e, rq->host);
+		return -e->code;
+	}
+	/* it ended before it had a log: its own words, if any */
+	char out[PATH_MAX + 32], *txt = NULL;
+	struct error tmp = { 0 };
+	snprintf(out, sizeof(out), "%s/lazy-pages.out", rq->work_dir);
+	if (read_file(out, 64 * 1024, &txt, NULL, &tmp) == 0) {
+		char *end = txt + strlen(txt);
+		while (end > txt && (end[-1] == '\n' || end[-1] == ' '))
+			*--end = '\0';
+		char *last = strrchr(txt, '\n');
+		size_t l = strlen(e->msg);
+		if (*txt)
+			snprintf(e->msg + l, sizeof(e->msg) - l, ": %s", last ? last + 1 : txt);
+	}
+	free(txt);
+	error_hint(e, "check CRIU on %s (`criu check`, `cmt check`)", rq->host ? rq->host : "this host");
+	error_host(e, rq->host);
 	return -e->code;
+}
+
+int lazy_daemon_start(struct ctx *c, struct restore_req *rq, int port, struct error *e)
+{
+	int r = lazy_daemon_spawn(c, rq, port, e);
+
+	return r < 0 ? r : lazy_daemon_ready(rq, e);
 }
 
 void lazy_relay_port_write(const char *root, const char *id, int port)
@@ -186,7 +222,7 @@ int lazy_daemon_start_early(struct ctx *c, struct restore_req *rq, const char *m
 	if (sscanf(txt, "%d", &port) != 1 || port <= 0 || port > 65535)
 		port = 0;
 	free(txt);
-	if (!port || lazy_daemon_start(c, rq, port, &e) < 0) {
+	if (!port || lazy_daemon_spawn(c, rq, port, &e) < 0) {
 		if (port)
 			log_debug("agent: the lazy-pages daemon did not start early (%s); the restore starts it", e.msg);
 		return 0;
@@ -198,6 +234,11 @@ void lazy_daemon_kill(struct restore_req *rq)
 {
 	int st;
 
+	if (rq->lazy_starting) {
+		close(rq->lazy_ready_fd);
+		rq->lazy_ready_fd = -1;
+		rq->lazy_starting = false;
+	}
 	if (rq->lazy_pid <= 0)
 		return;
 	kill(-rq->lazy_pid, SIGKILL);

@@ -20,10 +20,14 @@ int agent_relay(struct ctx *c, struct proto_conn *conn, const struct msg *m, str
  * relay) and waits until it listens for the restore; rq->lazy_pid is set. */
 int lazy_daemon_start(struct ctx *c, struct restore_req *rq, int port, struct error *e);
 /* The relay of migration dir mig_dir records its port there; once the
- * images are in, the daemon can start before RESTORE (which then finds it
- * running).  Returns the port it was started with, or 0 (not started: the
- * RESTORE starts it). */
+ * images are in, the daemon can start before RESTORE: it loads the images
+ * while the rest arrives, and RESTORE waits for it to listen
+ * (lazy_daemon_ready).  Returns the port it was started with, or 0 (not
+ * started: the RESTORE starts it). */
 int lazy_daemon_start_early(struct ctx *c, struct restore_req *rq, const char *mig_dir);
+/* Waits until a daemon started early listens (at once if it said so
+ * already, or was not started early); on failure it is gone. */
+int lazy_daemon_ready(struct restore_req *rq, struct error *e);
 /* What agent_relay records for it. */
 void lazy_relay_port_write(const char *root, const char *id, int port);
 /* Ends the daemon, if any (rollback). */

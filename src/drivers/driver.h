@@ -54,6 +54,8 @@ struct restore_req {
 	int stdio_fds[2];
 	bool lazy;                 /* post-copy: memory comes from a lazy-pages daemon (agent/lazy.c) */
 	pid_t lazy_pid;            /* that daemon, while it runs */
+	bool lazy_starting;        /* ... started early, not yet said it listens: lazy_ready_fd is its status */
+	int lazy_ready_fd;
 };
 
 /* A_FLAGS bits of MSG_RESTORE */

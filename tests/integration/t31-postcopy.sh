@@ -15,7 +15,9 @@
 #   - failures before the destination resumes leave the workload running on
 #     h1, its memory intact: the agent killed after the lazy restore (pages
 #     flowing into its stopped copy), the source cut after RESTORED, and the
-#     source killed while frozen with its page server up (then `cmt recover`);
+#     source killed while frozen with its page server up (then `cmt recover`),
+#     and h2's lazy-pages daemon (started as the images arrive) dying before
+#     it listens;
 #   - cmt killed right after COMMIT: its relay carries the remaining pages,
 #     the workload runs on h2 intact, `cmt recover` removes the frozen copy;
 #     the agent killed right after it resumed its copy: its lazy-pages daemon
@@ -263,7 +265,10 @@ SCENARIOS=(
 	"agent-killed-resumed       agent  after-resume      kill 1   h2 postcopy (last page|not confirmed)"
 	"hybrid-agent-killed-lazy   agent  after-restore     kill 1   h1 hybrid   connection .*(closed|lost)"
 	"hybrid-source-killed-commit source after-commit-sent kill 137 h2 hybrid  -"
+	"daemon-fails-early         criu   -                 -    1   h1 postcopy lazy-pages daemon failed to start: injected"
 )
+CRIU_BIN=$REPO/.deps/criu/usr/sbin/criu # the one cmt finds first (src/criu/access.c)
+[ -x "$CRIU_BIN" ] || CRIU_BIN=$(command -v criu) || bail "no CRIU"
 n=1
 for row in "${SCENARIOS[@]}"; do
 	read -r name side point action want_rc runs_on mode msg <<<"$row"
@@ -273,11 +278,25 @@ for row in "${SCENARIOS[@]}"; do
 	id=p$n
 	cleanup_ct "$id"
 	why=$(start_memhog "$id" 2>&1) || bail "$name: memhog did not start: $why"
-	if [ "$side" = source ]; then echo "source $point $action" >"$LAB_DIR/h1/cmt/faults"; else echo "agent $point $action" >"$LAB_DIR/h2/cmt/faults"; fi
+	restore2=""
+	case $side in
+	source) echo "source $point $action" >"$LAB_DIR/h1/cmt/faults" ;;
+	agent) echo "agent $point $action" >"$LAB_DIR/h2/cmt/faults" ;;
+	criu)
+		# h2's lazy-pages daemon dies before it listens (it starts as soon as
+		# the images are in; RESTORE waits for it)
+		printf '#!/bin/sh\n[ "$1" = lazy-pages ] && { echo "injected lazy-pages failure" >&2; exit 1; }\nexec %s "$@"\n' \
+			"$CRIU_BIN" >"$work/criu-nodaemon"
+		chmod +x "$work/criu-nodaemon"
+		restore2=$(cat "$LAB_DIR/h2/cmt/config")
+		echo "criu = $work/criu-nodaemon" >>"$LAB_DIR/h2/cmt/config"
+		;;
+	esac
 	: >"$work/watch"
 	watch "$id" "$work/watch" &
 	watcher=$!
 	migrate_from h1 "$id" --to h2 --mode "$mode" --lease "$LEASE"
+	[ -n "$restore2" ] && printf '%s\n' "$restore2" >"$LAB_DIR/h2/cmt/config"
 	if [ "$runs_on" = h1 ]; then
 		# at once: a relay outliving a killed cmt holds the migration
 		# until the agent has rolled back; recover waits for it
