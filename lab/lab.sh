@@ -18,7 +18,8 @@
 #     namespace: $LAB_DIR/hK/cmt over /var/lib/cmt (cmt's state root, with a
 #     `config` naming the host and its cgroup parent cmt-NAME-hK),
 #     $LAB_DIR/hK/runc over /run/runc (runc's root) and $LAB_DIR/hK/netns over
-#     /run/netns (so `ip netns add` inside a host is private to it);
+#     /run/netns (so `ip netns add` inside a host is private to it), all on a
+#     /run of its own (a tmpfs, as on a real host; /run/cmt-lab is bound in);
 #   - its own sshd on 10.77.0.(K+10):22. `ssh -F $LAB_DIR/ssh_config hJ CMD` works
 #     from inside any host of the lab;
 #   - a bridge cmt0 for containers with network namespaces of their own (cmt's
@@ -154,6 +155,16 @@ host_init() {
 	# namespaces of other labs (and of this one) alive after their `down`.
 	# Drop them; the host gets its own, empty, /run/netns.
 	umount_under /run/netns
+	# A /run of its own, a tmpfs as on any real host (this machine's /run is
+	# not one, and CRIU keeps its cache of kernel features, /run/criu.kdat,
+	# only on a tmpfs: without it each CRIU run probes the kernel again, 25-60
+	# ms here); the lab's directory is bound back into it.
+	local labfd
+	exec {labfd}<"$LAB_ROOT"
+	mount -t tmpfs -o mode=755,size=64m "cmt-lab-$name-$h-run" /run
+	mkdir -p "$LAB_ROOT" /run/netns /run/runc /run/sshd /run/lock
+	mount --no-canonicalize --bind "/proc/self/fd/$labfd" "$LAB_ROOT" # the fd, not its path: hidden now
+	exec {labfd}<&-
 	mount --bind "$hd/netns" /run/netns
 	mount --bind "$hd/cmt" /var/lib/cmt
 	mount --bind "$hd/runc" /run/runc
