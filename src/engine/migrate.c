@@ -410,7 +410,9 @@ static int late_freeze_outcome(const struct criu_action *act, struct workload *w
 		if (!e->host[0])
 			error_host(e, host);
 		if (!w->frozen && !e->hint[0])
-			error_hint(e, "%s was not frozen and runs on here (CRIU gave the dump up); fix what is said above and migrate again", w->label);
+			error_hint(e, "%s was not frozen and runs on here (CRIU gave the dump up); fix what is said above "
+				      "and migrate again",
+				   w->label);
 		return act->result;
 	}
 	if (act->called)
