@@ -52,6 +52,7 @@ struct restore_req {
 	bool stdio_pipes;          /* runc: a monitored container; stdio_fds are the write ends of the
 	                            * new monitor's pipes {stdout, stderr} */
 	int stdio_fds[2];
+	pid_t restored_pid;        /* the restored init (set by restore), 0 until then */
 	bool lazy;                 /* post-copy: memory comes from a lazy-pages daemon (agent/lazy.c) */
 	pid_t lazy_pid;            /* that daemon, while it runs */
 	bool lazy_starting;        /* ... started early, not yet said it listens: lazy_ready_fd is its status */

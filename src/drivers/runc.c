@@ -3,9 +3,8 @@
  * stays frozen), the restore is `runc restore -d` of the received bundle. */
 #include <errno.h>
 #include <jansson.h>
-#include <poll.h>
-#include <signal.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -512,10 +511,50 @@ static int restore_stopped(struct restore_req *rq, struct error *e)
 	return write_file_atomic(cfg_path, out, strlen(out), 0600, e);
 }
 
+/* SIGCONT to every process of the container init pid is in, from its
+ * cgroup's member list (what `runc kill --all` does, without starting runc
+ * inside the frozen window): 0 when every one got it, -1 when that list
+ * could not be had (the caller asks runc). */
+static int cont_all(pid_t init)
+{
+	char path[64], line[PATH_MAX + 64], procs[PATH_MAX + 96] = "";
+	FILE *f;
+	int sent = 0;
+
+	if (init <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)init);
+	if (!(f = fopen(path, "re")))
+		return -1;
+	/* v1: the freezer's hierarchy (runc puts every process there); v2: the unified one */
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+		if (!b || b[1] != '/' || strstr(b, ".."))
+			continue;
+		*b = '\0';
+		if (!strcmp(a + 1, "freezer"))
+			snprintf(procs, sizeof(procs), "/sys/fs/cgroup/freezer%s/cgroup.procs", b + 1);
+		else if (!a[1] && !procs[0])
+			snprintf(procs, sizeof(procs), "/sys/fs/cgroup%s/cgroup.procs", b + 1);
+	}
+	fclose(f);
+	if (!procs[0] || !(f = fopen(procs, "re")))
+		return -1;
+	for (long p; fscanf(f, "%ld", &p) == 1;)
+		if (p > 0 && kill((pid_t)p, SIGCONT) == 0)
+			sent++;
+	fclose(f);
+	return sent > 0 ? 0 : -1;
+}
+
 static int runc_resume(struct ctx *c, struct restore_req *rq, struct error *e)
 {
 	struct run_result rr;
 	int r;
+
+	if (cont_all(rq->restored_pid) == 0)
+		return 0;
 
 	/* every process of the container: CRIU stopped them all */
 	r = runc_cmd(c, &rr, NULL, 0, e, "kill", "--all", rq->id, "CONT", NULL);
@@ -537,7 +576,7 @@ static int runc_resume(struct ctx *c, struct restore_req *rq, struct error *e)
 static int runc_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, struct error *e)
 {
 	struct run_result rr;
-	char log[PATH_MAX + 16], out[PATH_MAX + 32], what[320];
+	char log[PATH_MAX + 16], out[PATH_MAX + 32], pidf[PATH_MAX + 32], what[320];
 	json_t *st = NULL;
 	int r;
 
@@ -548,16 +587,18 @@ static int runc_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, s
 	if (r < 0)
 		return r;
 	snprintf(out, sizeof(out), "%s/runc-restore.out", rq->work_dir);
+	snprintf(pidf, sizeof(pidf), "%s/restored.pid", rq->work_dir);
+	unlink(pidf);
 	if (rq->stdio_pipes)
 		/* runc hands its own stdout and stderr to CRIU for the container's
 		 * pipe:[...] descriptors: the new monitor's pipes */
-		r = runc_cmd_fds(c, &rr, rq->stdio_fds, out, rq->timeout_ms, e, "restore", "--detach",
+		r = runc_cmd_fds(c, &rr, rq->stdio_fds, out, rq->timeout_ms, e, "restore", "--detach", "--pid-file", pidf,
 				 rq->lazy ? "--lazy-pages" : "--detach", "--image-path",
 				 rq->images_dir, "--work-path", rq->work_dir, "--bundle", rq->bundle,
 				 rq->tcp_established ? "--tcp-established" : rq->id, rq->tcp_established ? rq->id : NULL,
 				 NULL);
 	else
-		r = runc_cmd(c, &rr, out, rq->timeout_ms, e, "restore", "--detach",
+		r = runc_cmd(c, &rr, out, rq->timeout_ms, e, "restore", "--detach", "--pid-file", pidf,
 				 rq->lazy ? "--lazy-pages" : "--detach", "--image-path", rq->images_dir,
 			     "--work-path", rq->work_dir, "--bundle", rq->bundle,
 			     rq->tcp_established ? "--tcp-established" : rq->id, rq->tcp_established ? rq->id : NULL,
@@ -578,11 +619,21 @@ static int runc_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, s
 		return -e->code;
 	}
 	run_result_free(&rr);
+	/* the pid runc wrote, without one more runc (`runc state`) while frozen */
+	char *txt = NULL;
+	struct error tmp = { 0 };
+	long p = 0;
+	if (read_file(pidf, 64, &txt, NULL, &tmp) == 0 && sscanf(txt, "%ld", &p) == 1 && p > 1 && kill((pid_t)p, 0) == 0) {
+		free(txt);
+		*ret_pid = rq->restored_pid = (pid_t)p;
+		return 0;
+	}
+	free(txt);
 	r = runc_state(c, rq->id, &st, e);
 	if (r < 0)
 		return r;
 	const char *status = json_string_value(json_object_get(st, "status"));
-	*ret_pid = (pid_t)json_integer_value(json_object_get(st, "pid"));
+	*ret_pid = rq->restored_pid = (pid_t)json_integer_value(json_object_get(st, "pid"));
 	if (!status || strcmp(status, "running") != 0) {
 		error_set(e, EIO, "container %s was restored but is %s, not running", rq->id, status ? status : "unknown");
 		json_decref(st);
