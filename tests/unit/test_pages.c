@@ -431,6 +431,28 @@ static void *images_receiver(void *arg)
 	return NULL;
 }
 
+/* The three images of the image tests read back the same in dst as in src. */
+static bool images_identical(const char *src, const char *dst)
+{
+	static const char *names[] = { "pages-1.img", "pages-2.img", "core-1.img" };
+	struct error e = { 0 };
+	bool same = true;
+
+	for (int i = 0; i < 3; i++) {
+		char a[200], b[200];
+		char *x = NULL, *y = NULL;
+		size_t xl = 0, yl = 0;
+		snprintf(a, sizeof(a), "%s/%s", src, names[i]);
+		snprintf(b, sizeof(b), "%s/%s", dst, names[i]);
+		read_file(a, 32 << 20, &x, &xl, &e);
+		read_file(b, 32 << 20, &y, &yl, &e);
+		same &= x && y && xl == yl && !memcmp(x, y, xl);
+		free(x);
+		free(y);
+	}
+	return same;
+}
+
 static void test_images_send(void)
 {
 	char src[] = "/tmp/cmt-test-img-src.XXXXXX", dst[] = "/tmp/cmt-test-img-dst.XXXXXX", path[160], store[160];
@@ -499,21 +521,7 @@ static void test_images_send(void)
 	ok(st.pages == 313 && st.pages_copied == 10 && st.pages_zero == 1 && st.pages_raw == 302,
 	   "313 pages: 10 from the store, 1 zero, 302 new (%llu %llu %llu %llu)", (unsigned long long)st.pages,
 	   (unsigned long long)st.pages_copied, (unsigned long long)st.pages_zero, (unsigned long long)st.pages_raw);
-	bool same = true;
-	for (int i = 0; i < 3; i++) {
-		static const char *names[] = { "pages-1.img", "pages-2.img", "core-1.img" };
-		char a[200], b[200];
-		char *x = NULL, *y = NULL;
-		size_t xl = 0, yl = 0;
-		snprintf(a, sizeof(a), "%s/%s", src, names[i]);
-		snprintf(b, sizeof(b), "%s/%s", dst, names[i]);
-		read_file(a, 8 << 20, &x, &xl, &e);
-		read_file(b, 8 << 20, &y, &yl, &e);
-		same &= x && y && xl == yl && !memcmp(x, y, xl);
-		free(x);
-		free(y);
-	}
-	ok(same, "every image arrives byte-identical");
+	ok(images_identical(src, dst), "every image arrives byte-identical");
 	ok(access(ps.spare_path, F_OK) < 0, "the largest page image took the spare");
 
 	/* a peer older than 1.1: no set, everything in the pax stream */
@@ -673,21 +681,7 @@ static void test_images_following(void)
 	close(sv[0]);
 	close(pidfd);
 	ok(r == 0 && ji.rc == 0 && ji.streams == 3, "then the other page image and the pax stream (%s / %s)", e.msg, ji.msg);
-	bool same = true;
-	for (int i = 0; i < 3; i++) {
-		static const char *names[] = { "pages-1.img", "pages-2.img", "core-1.img" };
-		char a[200], b[200];
-		char *x = NULL, *y = NULL;
-		size_t xl = 0, yl = 0;
-		snprintf(a, sizeof(a), "%s/%s", src, names[i]);
-		snprintf(b, sizeof(b), "%s/%s", dst, names[i]);
-		read_file(a, 32 << 20, &x, &xl, &e);
-		read_file(b, 32 << 20, &y, &yl, &e);
-		same &= x && y && xl == yl && !memcmp(x, y, xl);
-		free(x);
-		free(y);
-	}
-	ok(same, "every image arrives byte-identical (the followed one too)");
+	ok(images_identical(src, dst), "every image arrives byte-identical (the followed one too)");
 
 	/* a dumper that ends without the page image: nothing is sent */
 	pid = fork();
