@@ -53,8 +53,25 @@ is "$procs_h1" "$pid_h1" "the counting shell is ct1's init, PID $pid_h1 on h1"
 
 # --- h1 -> h2 ------------------------------------------------------------------
 last_h1=$(count_read "$count_h1")
+# what cmt tells CRIU for the dump, copied while the source waits after it
+# (a fault point: the work directory goes with the migration)
+echo "source after-dump stall 2000" >"$LAB_DIR/h1/cmt/faults"
+conf_copy=$work/criu-dump.conf
+(
+	for _ in $(seq 200); do
+		for f in "$LAB_DIR"/h1/cmt/migrations/*/work/criu-dump.conf; do
+			[ -s "$f" ] && cp "$f" "$conf_copy" && exit 0
+		done
+		sleep 0.05
+	done
+) &
+grab=$!
 migrate_from h1 ct1 --to h2
+wait "$grab"
 is "$MIG_RC" 0 "cmt migrate ct1 --to h2 exits 0"
+check "CRIU was told to skip its network lock (ct1's namespace is runc's, with only lo)" \
+	grep -qx "network-lock skip" "$conf_copy"
+check "... and to run cmt's action script (the late freeze)" grep -q "^action-script /" "$conf_copy"
 jtest "JSON result is ok" 'd["result"] == "ok"' \
 	"JSON mode is cold" 'd["mode"] == "cold"' \
 	"JSON downtime_ms > 0" 'd["downtime_ms"] > 0' \
