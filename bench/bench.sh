@@ -333,7 +333,9 @@ emit() {
 		    r["gap_in_move"] = int(t0) <= post["maxgap_end_ms"] <= int(t1) + 2000
 		if method.startswith("cmt"):
 		    r["mode"] = m.get("mode")
-		    r["phases"] = {k: m.get(k) for k in ("dump_ms", "transfer_ms", "restore_ms")}
+		    # criu_*: CRIU's own part of the dump and of the restore (its logs)
+		    r["phases"] = {k: m.get(k) for k in ("dump_ms", "criu_dump_ms", "transfer_ms", "restore_ms",
+		                                         "criu_restore_ms", "commit_ms")}
 		    r["bytes"] = {k: m.get(k) for k in ("bytes_sent", "image_bytes", "rootfs_bytes")}
 		    r["rounds"] = m.get("rounds")
 		    r["stop_reason"] = m.get("stop_reason")

@@ -139,6 +139,14 @@ def main():
             if g is not None and size >= 1024:
                 print("  %s %s %s dirty %d: gap seen by the workload %.0f ms (target <= 200): %s"
                       % (m, rate_name(rate), size_name(size), dirty, g, "met" if g <= 200 else "NOT met"))
+                # how much of the downtime CRIU's own work is (its logs), round by round
+                own = [((r.get("phases") or {}).get("criu_dump_ms") or 0) + ((r.get("phases") or {}).get("criu_restore_ms")
+                                                                             or 0) for r in ok(sc, m)]
+                dts = [r["downtime_ms"] for r in ok(sc, m)]
+                if all(own) and dts:
+                    print("    of its downtime %.0f ms, CRIU's own dump and restore (their logs) are %.0f ms (%.0f-%.0f); "
+                          "the rest, %.0f ms, is cmt's and runc's" % (med(dts), med(own), min(own), max(own),
+                                                                      med([d - o for d, o in zip(dts, own)])))
         if rate and ok(sc, "cmt-precopy") and ok(sc, "classic"):
             d = med([r["downtime_ms"] for r in ok(sc, "cmt-precopy")])
             c = med([r["downtime_ms"] for r in ok(sc, "classic")])

@@ -15,6 +15,7 @@
 
 #include "agent/lazy.h"
 #include "agent/pagestore.h"
+#include "criu/logtime.h"
 #include "drivers/driver.h"
 #include "drivers/ocispec.h"
 #include "engine/facts.h"
@@ -58,6 +59,7 @@ struct session {
 	pid_t monitor_pid;
 	bool net;                 /* NET_SETUP done: ns is this migration's network namespace */
 	struct net_state ns;
+	double criu_restore_ms;   /* CRIU's own time in the restore (criu/logtime.h), 0 = not known */
 };
 
 static bool container_id_valid(const char *id)
@@ -691,6 +693,11 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 	mb_u64(&mb, A_DURATION_US, (uint64_t)((now_ms() - t0) * 1000));
 	r = proto_send_msg(&s->conn, MSG_RESTORED, &mb, e);
 	mb_free(&mb);
+	/* read while the source decides (a fraction of a ms): DONE tells it */
+	char lp[PATH_MAX + 16];
+	snprintf(lp, sizeof(lp), "%s/restore.log", s->rq.work_dir);
+	if (criu_log_own_ms_file(lp, CRIU_LOG_RESTORE, false, &s->criu_restore_ms) < 0)
+		s->criu_restore_ms = 0;
 	return r;
 }
 
@@ -730,6 +737,8 @@ static int on_commit(struct session *s, struct error *e)
 	mb_init(&mb);
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		mb_u64(&mb, A_BYTES, (uint64_t)ru.ru_maxrss * 1024);
+	if (s->criu_restore_ms > 0)
+		mb_u64(&mb, A_CRIU_US, (uint64_t)(s->criu_restore_ms * 1000));
 	if (net_warn[0]) /* the migration stands, but the source's user must know */
 		mb_str(&mb, A_MESSAGE, net_warn);
 	r = proto_send_msg(&s->conn, MSG_DONE, &mb, e);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "criu/actionscript.h"
+#include "criu/logtime.h"
 #include "criu/precheck.h"
 #include "engine/dumpsend.h"
 #include "engine/handoff.h"
@@ -854,6 +855,8 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		timeline_mark(&st->tl, "commit");
 		if (msg_has(&m, A_BYTES))
 			st->agent_peak_rss_kib = m.num[A_BYTES] / 1024;
+		if (msg_has(&m, A_CRIU_US))
+			st->criu_restore_ms = (double)m.num[A_CRIU_US] / 1000.0;
 		if (msg_has(&m, A_MESSAGE)) /* e.g. the network after the commit: the migration stands */
 			log_warn("on %s: %s", p.name, m.str[A_MESSAGE]);
 	}
@@ -928,6 +931,13 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		net_locked = false;
 	}
 	timeline_mark(&st->tl, "destroy");
+	{
+		/* CRIU's own share of the dump, before its log goes */
+		char lp[PATH_MAX + 32];
+		snprintf(lp, sizeof(lp), "%s/dump.log", work);
+		if (criu_log_own_ms_file(lp, CRIU_LOG_DUMP, late, &st->criu_dump_ms) < 0)
+			st->criu_dump_ms = 0;
+	}
 	{
 		struct error tmp = { 0 };
 		mem_dir_drop(images);
@@ -1060,6 +1070,11 @@ char *migrate_stats_json(const struct migrate_stats *st, const struct error *e)
 	json_object_set_new(j, "transfer_ms", json_real(span(st->t_dumped, st->t_transferred)));
 	json_object_set_new(j, "restore_ms", json_real(span(st->t_transferred, st->t_restored)));
 	json_object_set_new(j, "commit_ms", json_real(span(st->t_restored, st->t_running)));
+	/* CRIU's own part of dump_ms and restore_ms (its logs): the rest is cmt's and runc's */
+	if (st->criu_dump_ms > 0)
+		json_object_set_new(j, "criu_dump_ms", json_real(st->criu_dump_ms));
+	if (st->criu_restore_ms > 0)
+		json_object_set_new(j, "criu_restore_ms", json_real(st->criu_restore_ms));
 	json_object_set_new(j, "total_ms", json_real(span(st->t_start, st->t_end)));
 	if (st->postcopy) {
 		/* resumed there until the last page arrived; what came lazily */
@@ -1152,21 +1167,32 @@ static const char *human_bytes(uint64_t b, char *buf, size_t n)
 	return buf;
 }
 
+/* " (CRIU N)" after a step's figure when CRIU's own part of it is known */
+static const char *criu_part(double ms, char *buf, size_t n)
+{
+	if (ms > 0)
+		snprintf(buf, n, " (CRIU %.0f)", ms);
+	else
+		buf[0] = '\0';
+	return buf;
+}
+
 void migrate_stats_print(const struct migrate_stats *st)
 {
-	char b1[32], b2[32], b3[32], b4[32];
+	char b1[32], b2[32], b3[32], b4[32], cd[32], cr[32];
 	double xfer = span(st->t_dumped, st->t_transferred);
 
 	if (log_verbosity < 0)
 		return;
 	fprintf(stderr,
 		"cmt: %s moved to %s in %.0f ms (%s mode)\n"
-		"     downtime %.0f ms: dump %.0f ms, transfer %.0f ms, restore %.0f ms, commit %.0f ms\n"
+		"     downtime %.0f ms: dump %.0f ms%s, transfer %.0f ms, restore %.0f ms%s, commit %.0f ms\n"
 		"     sent %s in all; while frozen: images %s and root filesystem changes %s at %.0f MiB/s; "
 		"root filesystem pre-copied while running: %s\n",
 		st->workload, st->destination, span(st->t_start, st->t_end), st->mode,
-		span(st->t_frozen, st->t_running), span(st->t_frozen, st->t_dumped), xfer,
-		span(st->t_transferred, st->t_restored), span(st->t_restored, st->t_running),
+		span(st->t_frozen, st->t_running), span(st->t_frozen, st->t_dumped), criu_part(st->criu_dump_ms, cd, sizeof(cd)),
+		xfer, span(st->t_transferred, st->t_restored), criu_part(st->criu_restore_ms, cr, sizeof(cr)),
+		span(st->t_restored, st->t_running),
 		human_bytes(st->bytes_sent, b1, sizeof(b1)), human_bytes(st->image_bytes, b2, sizeof(b2)),
 		human_bytes(st->rootfs_bytes, b3, sizeof(b3)),
 		xfer > 0 ? (double)(st->image_bytes + st->rootfs_bytes) / (1 << 20) / (xfer / 1000) : 0,

@@ -60,6 +60,8 @@ struct migrate_stats {
 	int dest_pid;
 	uint64_t agent_peak_rss_kib; /* the agent's, from DONE (0 = not told) */
 	double restore_ms;       /* as measured by the agent */
+	double criu_dump_ms, criu_restore_ms; /* CRIU's own share of the dump and the restore, from its logs
+					       * (criu/logtime.h); 0 = not known */
 	bool source_thawed;      /* failure: the workload was frozen and runs on the source again */
 	bool source_running;     /* failure: the workload runs on the source (never frozen, or thawed) */
 	bool in_doubt;           /* commit sent, no answer: see the message */

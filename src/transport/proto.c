@@ -51,6 +51,7 @@ static const struct {
 	[A_NAME] = { K_STR, 255, "name" },
 	[A_PORT] = { K_U32, 0, "port" },
 	[A_NET_DESC] = { K_BYTES, 65536, "net-desc" },
+	[A_CRIU_US] = { K_U64, 0, "criu-us" },
 };
 
 #define BIT(t) (1ull << (t))

@@ -95,6 +95,7 @@ enum attr_tag {
 	/* 56-59: network identity (tags must stay below 64: the block asked for,
 	 * 0x0160-0x017f, does not fit the presence mask) */
 	A_NET_DESC = 56,  /* bytes: JSON description of the container's network namespace (NET_SETUP) */
+	A_CRIU_US = 60,   /* u64: CRIU's own time in the restore, from its log (DONE; criu/logtime.h) */
 	A_ATTR_MAX = 64   /* tags are < 64: struct msg keeps a 64-bit presence mask */
 };
 

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/../.."
 mode=${1:-smoke}
 clang=${CLANG:-clang}
 out=build/fuzz
-targets=(fuzz_proto fuzz_config fuzz_journal fuzz_facts fuzz_ocispec fuzz_hosts fuzz_pages fuzz_psrelay fuzz_logfmt fuzz_netdesc)
+targets=(fuzz_proto fuzz_config fuzz_journal fuzz_facts fuzz_ocispec fuzz_hosts fuzz_pages fuzz_psrelay fuzz_logfmt fuzz_netdesc fuzz_criulog)
 
 die() { printf 'fuzz: error: %s\n' "$*" >&2; exit 2; }
 
@@ -31,6 +31,7 @@ srcs_for() {
 	fuzz_pages) echo src/transport/pages.c src/transport/proto.c src/util/error.c src/util/fault.c src/util/log.c ;;
 	fuzz_psrelay) echo src/transport/psrelay.c src/transport/pages.c src/transport/proto.c src/util/error.c src/util/fault.c src/util/log.c ;;
 	fuzz_logfmt) echo src/monitor/logfmt.c ;;
+	fuzz_criulog) echo src/criu/logtime.c ;;
 	fuzz_journal | fuzz_facts | fuzz_ocispec | fuzz_hosts | fuzz_netdesc) echo all ;;
 	*) die "no sources listed for $1" ;;
 	esac

@@ -78,6 +78,8 @@ jtest "JSON result is ok" 'd["result"] == "ok"' \
 	"JSON total_ms >= downtime_ms" 'd["total_ms"] >= d["downtime_ms"]' \
 	"JSON bytes_sent > 0" 'd["bytes_sent"] > 0' \
 	"JSON has no error" '"error" not in d' \
+	"CRIU's own parts of the dump and the restore, from its logs, lie within those steps" \
+	'0 < d.get("criu_dump_ms", 0) <= d["dump_ms"] and 0 < d.get("criu_restore_ms", 0) <= d["restore_ms"]' \
 	"the late freeze: runc and CRIU started while ct1 ran (steps criu-start, no freeze before the dump)" \
 	'd["steps_ms"].get("criu-start", 0) > 0 and "freeze" not in d["steps_ms"]'
 
@@ -121,7 +123,9 @@ jtest "early_freeze = yes: frozen before the dump (a freeze step, no criu-start)
 	'"freeze" in d["steps_ms"] and "criu-start" not in d["steps_ms"]' \
 	"JSON result is ok (back)" 'd["result"] == "ok" and d["mode"] == "cold"' \
 	"JSON downtime_ms > 0, total_ms >= downtime_ms, bytes_sent > 0 (back)" \
-	'd["downtime_ms"] > 0 and d["total_ms"] >= d["downtime_ms"] and d["bytes_sent"] > 0'
+	'd["downtime_ms"] > 0 and d["total_ms"] >= d["downtime_ms"] and d["bytes_sent"] > 0' \
+	"CRIU's own parts lie within the dump and the restore (back: CRIU started frozen)" \
+	'0 < d.get("criu_dump_ms", 0) <= d["dump_ms"] and 0 < d.get("criu_restore_ms", 0) <= d["restore_ms"]'
 is "$(on h2 runc list -q)" "" "ct1 is gone from h2's runc list"
 if on h2 test -e "/proc/$pid_h2" || [ -n "$(marker_pids h2 "$pat")" ]; then
 	fail "ct1's processes are gone from h2" "$(on h2 ps -o pid,ppid,stat,args)"

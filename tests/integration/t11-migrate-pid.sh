@@ -59,7 +59,9 @@ migrate_from h1 --pid "$root" --to h2
 is "$MIG_RC" 0 "cmt migrate --pid $root --to h2 exits 0"
 jtest "JSON result is ok, mode cold" 'd["result"] == "ok" and d["mode"] == "cold"' \
 	"JSON downtime_ms > 0, total_ms >= downtime_ms, bytes_sent > 0" \
-	'd["downtime_ms"] > 0 and d["total_ms"] >= d["downtime_ms"] and d["bytes_sent"] > 0'
+	'd["downtime_ms"] > 0 and d["total_ms"] >= d["downtime_ms"] and d["bytes_sent"] > 0' \
+	"CRIU's own parts (libcriu's logs) lie within the dump and the restore" \
+	'0 < d.get("criu_dump_ms", 0) <= d["dump_ms"] and 0 < d.get("criu_restore_ms", 0) <= d["restore_ms"]'
 
 parent_h2=$(marker_pids h2 "$pat_parent")
 child_h2=$(marker_pids h2 "$pat_child")

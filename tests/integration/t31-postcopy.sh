@@ -155,6 +155,8 @@ jtest "JSON result ok, mode postcopy" 'd["result"] == "ok" and d["mode"] == "pos
 	"JSON downtime_ms > 0 and frozen_ms > 0" 'd["downtime_ms"] > 0 and d["frozen_ms"] > 0' \
 	"JSON total_ms >= downtime_ms + postcopy_ms" 'd["total_ms"] >= d["downtime_ms"] + d["postcopy_ms"]' \
 	"JSON postcopy_ms > 0 (resumed until the last page arrived)" 'd["postcopy_ms"] > 0' \
+	"CRIU's own part of the lazy dump ends with its page server's start, within the dump step" \
+	'0 < d.get("criu_dump_ms", 0) <= d["dump_ms"] and 0 < d.get("criu_restore_ms", 0) <= d["restore_ms"]' \
 	"JSON lazy_bytes >= the workload's memory" "d['lazy_bytes'] >= $MIB * 1048576" \
 	"JSON bytes_sent >= lazy_bytes + image_bytes" 'd["bytes_sent"] >= d["lazy_bytes"] + d["image_bytes"]' \
 	"JSON image_bytes far below the memory (the pages came lazily)" "d['image_bytes'] < $MIB * 1048576 / 4" \
@@ -235,7 +237,9 @@ for tmode in postcopy hybrid; do
 	migrate_from h1 --pid "$tpid" --to h2 --mode "$tmode" --lease "$LEASE"
 	is "$MIG_RC" 0 "cmt migrate --pid $tpid --to h2 --mode $tmode exits 0"
 	jtest "JSON: a process tree moved $tmode, its memory lazily" \
-		"d['result'] == 'ok' and d['mode'] == '$tmode' and d['lazy_bytes'] >= $MIB * 1048576 and d['postcopy_ms'] > 0"
+		"d['result'] == 'ok' and d['mode'] == '$tmode' and d['lazy_bytes'] >= $MIB * 1048576 and d['postcopy_ms'] > 0" \
+		"JSON: libcriu's lazy dump: CRIU's own parts lie within the dump and the restore" \
+		'0 < d.get("criu_dump_ms", 0) <= d["dump_ms"] and 0 < d.get("criu_restore_ms", 0) <= d["restore_ms"]'
 	if [ "$tmode" = hybrid ]; then
 		jtest "JSON: ... most of it rebuilt from h2's store" "d['rounds'] >= 1 and d['lazy_pages_from_store'] * 4096 >= $MIB * 1048576 / 2"
 	fi

@@ -62,6 +62,7 @@ static const struct aspec attrs[] = {
 	{ 40, STR, 255, "name" },
 	{ 50, U32, 0, "port" },
 	{ 56, BYTES, 65536, "net-desc" },
+	{ 60, U64, 0, "criu-us" },
 };
 #define NATTRS (sizeof(attrs) / sizeof(attrs[0]))
 
