@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "criu/gate.h"
 #include "engine/journal.h"
 #include "transport/rsh.h"
 #include "util/log.h"
@@ -65,6 +66,9 @@ int main(int argc, char **argv)
 	const char *root = NULL, *runc_root = NULL;
 	int o;
 
+	/* runc's CRIU for a staged restore: the agent's gate (criu/gate.h) */
+	if (argc > 0 && criu_gate_invoked(argv[0]))
+		return criu_gate_main(argc, argv);
 	signal(SIGPIPE, SIG_IGN); /* a lost peer is an error to report, not a crash */
 	memset(&c, 0, sizeof(c));
 	config_defaults(&c.cfg);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
@@ -60,6 +61,8 @@ struct session {
 	bool net;                 /* NET_SETUP done: ns is this migration's network namespace */
 	struct net_state ns;
 	double criu_restore_ms;   /* CRIU's own time in the restore (criu/logtime.h), 0 = not known */
+	bool staged;              /* RESTORE_STAGED: the driver's restore waits at its gate for RESTORE_GO */
+	int restore_port;         /* a lazy RESTORE's relay port */
 };
 
 static bool container_id_valid(const char *id)
@@ -127,6 +130,9 @@ static void rollback(struct session *s)
 		unlink(lp);
 		s->log_placed = false;
 	}
+	if (s->rq.staged_pid > 0 && s->drv->restore_cancel)
+		s->drv->restore_cancel(s->c, &s->rq); /* runc gives up before CRIU ran */
+	s->staged = false;
 	if (s->restored || s->rq.bundle[0])
 		s->drv->undo_restore(s->c, &s->rq, &tmp);
 	error_clear(&tmp);
@@ -557,26 +563,19 @@ static int on_net_setup(struct session *s, struct msg *m, struct error *e)
 	return r;
 }
 
-static int on_restore(struct session *s, struct msg *m, struct error *e)
+/* RESTORE's request: its flags, and the container's config.json written
+ * into the bundle (rewritten for this host). */
+static int restore_prepare(struct session *s, struct msg *m, struct error *e)
 {
-	double t0 = now_ms();
-	pid_t pid = 0;
-	struct mbuf mb;
 	int r;
 
-	if (!s->prepared || s->restored)
-		return error_set(e, EPROTO, "protocol error: RESTORE out of order");
 	s->rq.lazy = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_LAZY);
-	/* the page images are built: the store has served, and its memory
-	 * (page cache) is better given to the restore; in a hybrid migration
-	 * the page relay still serves the lazy pages from it */
-	if (!s->rq.lazy)
-		pagestore_close(&s->ps);
 	s->rq.shell_job = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_SHELL_JOB);
 	s->rq.tcp_established = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_TCP_ESTABLISHED);
 	s->rq.timeout_ms = msg_has(m, A_DEADLINE_MS) && m->num[A_DEADLINE_MS] > 0 ? (unsigned)m->num[A_DEADLINE_MS] : 0;
 	if (s->rq.lazy && (!s->postcopy || !msg_has(m, A_PORT) || m->num[A_PORT] == 0 || m->num[A_PORT] > 65535))
 		return error_set(e, EPROTO, "protocol error: a lazy RESTORE needs mode postcopy and a relay port");
+	s->restore_port = s->rq.lazy ? (int)m->num[A_PORT] : 0;
 	if (!s->rq.lazy && s->postcopy)
 		return error_set(e, EPROTO, "protocol error: a postcopy migration restores lazily");
 	if (s->drv->kind == KIND_RUNC) {
@@ -630,6 +629,22 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 		if (r < 0)
 			return r;
 	}
+	return 0;
+}
+
+/* The restore (the staged one goes on), the network first; RESTORED with
+ * the restored pid. */
+static int restore_run(struct session *s, double t0, struct error *e)
+{
+	pid_t pid = 0;
+	struct mbuf mb;
+	int r;
+
+	/* the page images are built: the store has served, and its memory
+	 * (page cache) is better given to the restore; in a hybrid migration
+	 * the page relay still serves the lazy pages from it */
+	if (!s->rq.lazy)
+		pagestore_close(&s->ps);
 	if (s->log_error[0])
 		return error_set(e, EPROTO, "%s", s->log_error);
 	if (s->net) {
@@ -642,16 +657,16 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 	dest_journal(s, J_DEST_RESTORED);
 	fault_point("before-restore");
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 };
-	if (s->rq.lazy && s->rq.lazy_pid > 0 && s->lazy_port != (int)m->num[A_PORT]) {
+	if (s->rq.lazy && s->rq.lazy_pid > 0 && s->lazy_port != s->restore_port) {
 		log_warn("the lazy-pages daemon was started for port %d, RESTORE says %d: starting it again", s->lazy_port,
-			 (int)m->num[A_PORT]);
+			 s->restore_port);
 		lazy_daemon_kill(&s->rq);
 	}
 	if (s->rq.lazy) {
 		/* the daemon first: the restore hands it the tasks' memory (one
 		 * started early has loaded the images meanwhile) */
 		r = s->rq.lazy_pid > 0 ? lazy_daemon_ready(&s->rq, e)
-				       : lazy_daemon_start(s->c, &s->rq, (int)m->num[A_PORT], e);
+				       : lazy_daemon_start(s->c, &s->rq, s->restore_port, e);
 		if (r < 0)
 			return r;
 		log_debug("agent: lazy-pages daemon ready after %.0f ms", now_ms() - t0);
@@ -668,7 +683,13 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 		s->rq.stdio_fds[0] = out[1];
 		s->rq.stdio_fds[1] = err[1];
 	}
-	r = s->drv->restore(s->c, &s->rq, &pid, e);
+	if (s->staged) {
+		/* CRIU's restore alone: runc has started while the workload ran */
+		s->staged = false;
+		r = s->drv->restore_go(s->c, &s->rq, &pid, e);
+	} else {
+		r = s->drv->restore(s->c, &s->rq, &pid, e);
+	}
 	if (s->log_received) {
 		close(out[1]);
 		close(err[1]);
@@ -699,6 +720,56 @@ static int on_restore(struct session *s, struct msg *m, struct error *e)
 	if (criu_log_own_ms_file(lp, CRIU_LOG_RESTORE, false, &s->criu_restore_ms) < 0)
 		s->criu_restore_ms = 0;
 	return r;
+}
+
+/* RESTORE: now, or (RESTORE_STAGED) staged before the freeze, answered
+ * STAGED; RESTORE_GO then restores (criu/gate.h). */
+static int on_restore(struct session *s, struct msg *m, struct error *e)
+{
+	double t0 = now_ms();
+	bool staged = msg_has(m, A_FLAGS) && (m->num[A_FLAGS] & RESTORE_STAGED);
+	int r;
+
+	if (!s->prepared || s->restored || s->staged)
+		return error_set(e, EPROTO, "protocol error: RESTORE out of order");
+	if (staged && (!s->drv->restore_stage || s->log_received))
+		return error_set(e, EPROTO, "protocol error: a staged RESTORE of a %s", s->log_received
+			? "monitored container (its log's pipes are made at the restore)" : "process tree");
+	if (staged) {
+		/* runc's descriptors.json: a JSON array of paths, bounded by the schema */
+		json_t *d = msg_has(m, A_DESCRIPTORS) ? json_loadb((const char *)m->bytes[A_DESCRIPTORS],
+								    m->blen[A_DESCRIPTORS], 0, NULL) : NULL;
+		bool good = json_is_array(d) && json_array_size(d) > 0;
+		for (size_t i = 0; good && i < json_array_size(d); i++)
+			good = json_is_string(json_array_get(d, i));
+		json_decref(d);
+		if (!good)
+			return error_set(e, EPROTO, "protocol error: a staged RESTORE needs the container's descriptors "
+					    "(a JSON array of paths)");
+		memcpy(s->rq.descriptors, m->bytes[A_DESCRIPTORS], m->blen[A_DESCRIPTORS]);
+		s->rq.descriptors[m->blen[A_DESCRIPTORS]] = '\0';
+	}
+	r = restore_prepare(s, m, e);
+	if (r < 0 || !staged)
+		return r < 0 ? r : restore_run(s, t0, e);
+	/* runc opens the namespace's path as it starts: bound there now,
+	 * detached (and locked) until the restore attaches it */
+	if (s->net && (r = net_bind(&s->ns, s->mig_dir, e)) < 0)
+		return error_wrap(e, "cannot place the network namespace of container %s", s->rq.id);
+	r = s->drv->restore_stage(s->c, &s->rq, e);
+	if (r < 0)
+		return r;
+	s->staged = true;
+	return proto_send_msg(&s->conn, MSG_STAGED, NULL, e);
+}
+
+static int on_restore_go(struct session *s, struct msg *m, struct error *e)
+{
+	if (!s->prepared || s->restored || !s->staged)
+		return error_set(e, EPROTO, "protocol error: RESTORE_GO without a staged RESTORE");
+	if (msg_has(m, A_DEADLINE_MS) && m->num[A_DEADLINE_MS] > 0)
+		s->rq.timeout_ms = (unsigned)m->num[A_DEADLINE_MS];
+	return restore_run(s, now_ms(), e);
 }
 
 /* COMMIT is the decision: from here this host's copy is the one.  Journal
@@ -987,6 +1058,9 @@ static int serve(struct session *s)
 			break;
 		case MSG_RESTORE:
 			r = on_restore(s, &m, &e);
+			break;
+		case MSG_RESTORE_GO:
+			r = on_restore_go(s, &m, &e);
 			break;
 		case MSG_COMMIT:
 			r = on_commit(s, &e);

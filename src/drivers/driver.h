@@ -8,10 +8,15 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "criu/gate.h"
 #include "engine/context.h"
 #include "engine/volumes.h"
 #include "transport/proto.h"
 #include "util/error.h"
+
+/* runc's descriptors.json (the init's stdio as runc recorded it: a JSON array
+ * of paths), at most this long */
+#define RUNC_DESCRIPTORS_MAX 4096
 
 struct workload {
 	enum workload_kind kind;
@@ -22,6 +27,8 @@ struct workload {
 	char bundle[PATH_MAX];
 	char rootfs[PATH_MAX];     /* absolute path of the root filesystem */
 	char *config_json;         /* text of config.json */
+	char descriptors[RUNC_DESCRIPTORS_MAX + 1]; /* runc: the init's stdio as runc recorded it (its state's
+	                            * "external_descriptors", JSON), for a staged restore; "" = unknown */
 	/* process tree */
 	char freeze_cg[PATH_MAX];  /* freezer cgroup cmt created, "" if none */
 	char *orig_cgroups;        /* "tid path\n" of each task's freezer cgroup before the freeze */
@@ -57,6 +64,9 @@ struct restore_req {
 	pid_t lazy_pid;            /* that daemon, while it runs */
 	bool lazy_starting;        /* ... started early, not yet said it listens: lazy_ready_fd is its status */
 	int lazy_ready_fd;
+	pid_t staged_pid;          /* runc: the staged restore (restore_stage) waiting at its gate, 0 = none */
+	struct criu_gate gate;     /* ... and the gate's end here */
+	char descriptors[RUNC_DESCRIPTORS_MAX + 1]; /* ... runc's descriptors.json, from the source ("" = none) */
 };
 
 /* A_FLAGS bits of MSG_RESTORE */
@@ -65,6 +75,7 @@ struct restore_req {
 #define RESTORE_SHARED_ROOTFS 4u   /* the root filesystem was not sent: root.path (absolute) is shared storage */
 #define RESTORE_LAZY 8u            /* post-copy: memory comes from the page server relayed to 127.0.0.1:A_PORT */
 #define RESTORE_NETLOCK_SKIP 16u   /* the source found CRIU's network lock redundant (net_criu_lock_redundant) */
+#define RESTORE_STAGED 32u         /* (1.5) prepare now, answer STAGED; RESTORE_GO restores (criu/gate.h) */
 
 struct driver {
 	const char *name;
@@ -95,6 +106,14 @@ struct driver {
 	/* destination side: restore leaves every task stopped; resume lets it
 	 * run (only after the source committed) */
 	int (*restore)(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, struct error *e);
+	/* Optional (NULL: restore only): the same restore in two halves, the
+	 * first before the freeze.  restore_stage starts it and returns while
+	 * it waits at its gate (criu/gate.h); restore_go lets CRIU restore and
+	 * ends as restore does; restore_cancel ends a staged one that will not
+	 * go (what it made is then undo_restore's). */
+	int (*restore_stage)(struct ctx *c, struct restore_req *rq, struct error *e);
+	int (*restore_go)(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, struct error *e);
+	void (*restore_cancel)(struct ctx *c, struct restore_req *rq);
 	int (*resume)(struct ctx *c, struct restore_req *rq, struct error *e);
 	int (*undo_restore)(struct ctx *c, struct restore_req *rq, struct error *e);
 	/* true when a workload with this id already exists on this host */

@@ -2,6 +2,7 @@
  * the dump is `runc checkpoint --leave-running` of the paused container (it
  * stays frozen), the restore is `runc restore -d` of the received bundle. */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <poll.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -149,6 +151,32 @@ static int runc_state(struct ctx *c, const char *id, json_t **ret, struct error 
 	return 0;
 }
 
+/* The init's stdio as runc recorded it when the container started (its
+ * state.json, "external_descriptors"): what runc checkpoint writes into the
+ * images as descriptors.json, for a staged restore ("" when unknown: then
+ * the restore is not staged). */
+static void runc_descriptors(struct ctx *c, struct workload *w)
+{
+	char p[PATH_MAX];
+	_cleanup_free_ char *txt = NULL;
+	struct error tmp = { 0 };
+	json_t *st, *d;
+
+	w->descriptors[0] = '\0';
+	if ((size_t)snprintf(p, sizeof(p), "%s/%s/state.json", c->cfg.runc_root, w->id) >= sizeof(p) ||
+	    read_file(p, 4 << 20, &txt, NULL, &tmp) < 0 || !(st = json_loads(txt, 0, NULL)))
+		return;
+	d = json_object_get(st, "external_descriptors");
+	bool ok = json_is_array(d) && json_array_size(d) > 0;
+	for (size_t i = 0; ok && i < json_array_size(d); i++)
+		ok = json_is_string(json_array_get(d, i));
+	char *s = ok ? json_dumps(d, JSON_COMPACT) : NULL;
+	if (s && strlen(s) <= RUNC_DESCRIPTORS_MAX)
+		snprintf(w->descriptors, sizeof(w->descriptors), "%s", s);
+	free(s);
+	json_decref(st);
+}
+
 static int runc_inspect(struct ctx *c, const char *name, struct workload *w, struct error *e)
 {
 	json_t *st = NULL;
@@ -188,6 +216,7 @@ static int runc_inspect(struct ctx *c, const char *name, struct workload *w, str
 		return error_wrap(e, "bad config.json of container %s", name);
 	/* started by `cmt run`: its output goes to a log that moves with it */
 	w->monitor_pid = monitor_find(c->cfg.root, name);
+	runc_descriptors(c, w);
 	return 0;
 }
 
@@ -573,11 +602,235 @@ static int runc_resume(struct ctx *c, struct restore_req *rq, struct error *e)
 	return 0;
 }
 
+/* After `runc restore` ended with status (err: what it said): the failure
+ * explained from CRIU's log, or the restored init's pid. */
+static int restore_result(struct ctx *c, struct restore_req *rq, int status, const char *err, pid_t *ret_pid,
+			  struct error *e)
+{
+	char log[PATH_MAX + 16], pidf[PATH_MAX + 32], what[320];
+	json_t *st = NULL;
+	int r;
+
+	if (status != 0) {
+		snprintf(log, sizeof(log), "%s/restore.log", rq->work_dir);
+		snprintf(what, sizeof(what), "restore of container %s", rq->id);
+		if (path_exists(log)) {
+			error_set(e, EIO, "%s", runc_msg(err));
+			criu_explain(log, what, rq->host, e);
+		} else {
+			error_set(e, EIO, "%s failed: %s", what, runc_msg(err));
+			error_host(e, rq->host);
+		}
+		return -e->code;
+	}
+	/* the pid runc wrote, without one more runc (`runc state`) while frozen */
+	char *txt = NULL;
+	struct error tmp = { 0 };
+	long p = 0;
+	snprintf(pidf, sizeof(pidf), "%s/restored.pid", rq->work_dir);
+	if (read_file(pidf, 64, &txt, NULL, &tmp) == 0 && sscanf(txt, "%ld", &p) == 1 && p > 1 && kill((pid_t)p, 0) == 0) {
+		free(txt);
+		*ret_pid = rq->restored_pid = (pid_t)p;
+		return 0;
+	}
+	free(txt);
+	r = runc_state(c, rq->id, &st, e);
+	if (r < 0)
+		return r;
+	const char *state = json_string_value(json_object_get(st, "status"));
+	*ret_pid = rq->restored_pid = (pid_t)json_integer_value(json_object_get(st, "pid"));
+	if (!state || strcmp(state, "running") != 0) {
+		error_set(e, EIO, "container %s was restored but is %s, not running", rq->id, state ? state : "unknown");
+		json_decref(st);
+		return -EIO;
+	}
+	json_decref(st);
+	return 0;
+}
+
+/* `runc restore` of rq (left stopped: restore_stopped), runc's CRIU at
+ * criu (NULL: the host's), the pid into pidf. */
+static void restore_argv(struct ctx *c, const struct restore_req *rq, const char *criu, const char *pidf,
+			 char *argv[RUNC_MAX_ARGS])
+{
+	int n = 0;
+
+	argv[n++] = c->runc;
+	argv[n++] = "--root";
+	argv[n++] = c->cfg.runc_root;
+	if (criu && criu[0]) {
+		argv[n++] = "--criu";
+		argv[n++] = (char *)criu;
+	}
+	argv[n++] = "restore";
+	argv[n++] = "--detach";
+	argv[n++] = "--pid-file";
+	argv[n++] = (char *)pidf;
+	if (rq->lazy)
+		argv[n++] = "--lazy-pages";
+	argv[n++] = "--image-path";
+	argv[n++] = (char *)rq->images_dir;
+	argv[n++] = "--work-path";
+	argv[n++] = (char *)rq->work_dir;
+	argv[n++] = "--bundle";
+	argv[n++] = (char *)rq->bundle;
+	if (rq->tcp_established)
+		argv[n++] = "--tcp-established";
+	argv[n++] = (char *)rq->id;
+	argv[n] = NULL;
+}
+
+/* runc restore reads the images' descriptors.json (the init's stdio as runc
+ * recorded it when the container started; runc checkpoint writes it from
+ * its state before CRIU runs) before it starts CRIU.  A staged runc gets the
+ * source's copy, read from runc's state there (runc_descriptors); the one in
+ * the images must say the same when the restore goes on. */
+static int descriptors_write(struct restore_req *rq, struct error *e)
+{
+	char p[PATH_MAX + 32];
+
+	if (!rq->descriptors[0])
+		return error_set(e, EPROTO, "a staged restore of %s without its descriptors.json", rq->id);
+	snprintf(p, sizeof(p), "%s/descriptors.json", rq->images_dir);
+	return write_file_atomic(p, rq->descriptors, strlen(rq->descriptors), 0600, e);
+}
+
+static int descriptors_same(const struct restore_req *rq, struct error *e)
+{
+	char p[PATH_MAX + 32];
+	_cleanup_free_ char *txt = NULL;
+	json_t *a, *b;
+	int r;
+
+	snprintf(p, sizeof(p), "%s/descriptors.json", rq->images_dir);
+	r = read_file(p, RUNC_DESCRIPTORS_MAX, &txt, NULL, e);
+	if (r < 0)
+		return error_wrap(e, "the images of %s lack runc's descriptors.json", rq->id);
+	a = json_loads(txt, 0, NULL);
+	b = json_loads(rq->descriptors, 0, NULL);
+	bool same = a && b && json_equal(a, b);
+	json_decref(a);
+	json_decref(b);
+	if (same)
+		return 0;
+	error_set(e, EPROTO, "the stdio of container %s in its images (%.200s) is not what the staged restore started with "
+			     "(%.200s)", rq->id, txt, rq->descriptors);
+	error_hint(e, "set `staged_restore = no` in the source host's config and migrate again");
+	return -EPROTO;
+}
+
+/* The staged restore: runc starts now (its CRIU version check, its
+ * preparation) and waits at the gate with the restore request, while the
+ * source still runs the workload; runc_restore_go lets it on. */
+static int runc_restore_stage(struct ctx *c, struct restore_req *rq, struct error *e)
+{
+	char out[PATH_MAX + 32], pidf[PATH_MAX + 32];
+	char *argv[RUNC_MAX_ARGS];
+	int r;
+
+	if (rq->staged_pid > 0)
+		return error_set(e, EPROTO, "the restore of %s is staged already", rq->id);
+	if ((r = ctx_need_criu(c, e)) < 0 || (r = ctx_need_runc(c, e)) < 0)
+		return r;
+	if (!c->criu.path[0])
+		return error_set(e, ENOENT, "no CRIU binary for the restore gate");
+	if ((r = restore_stopped(rq, e)) < 0)
+		return r;
+	if ((r = criu_gate_make(&rq->gate, rq->work_dir, c->criu.path, e)) < 0)
+		return r;
+	if ((r = descriptors_write(rq, e)) < 0) {
+		criu_gate_close(&rq->gate);
+		return r;
+	}
+	snprintf(out, sizeof(out), "%s/runc-restore.out", rq->work_dir);
+	snprintf(pidf, sizeof(pidf), "%s/restored.pid", rq->work_dir);
+	unlink(out);
+	unlink(pidf);
+	restore_argv(c, rq, rq->gate.link, pidf, argv);
+	struct run_opts o = { .output_path = out, .env_add = rq->gate.envp };
+	r = spawn_bg(argv, &o, NULL, &rq->staged_pid, e);
+	if (r < 0) {
+		rq->staged_pid = 0;
+		criu_gate_close(&rq->gate);
+		return error_wrap(e, "cannot start the restore of %s", rq->id);
+	}
+	log_debug("runc restore of %s staged (pid %d), waiting at its gate", rq->id, (int)rq->staged_pid);
+	return 0;
+}
+
+/* runc's last error line in its output file (or its last line) */
+static char *runc_out_reason(const char *out)
+{
+	char *txt = NULL, *best = NULL, *last = NULL;
+	struct error tmp = { 0 };
+
+	if (read_file(out, 1 << 20, &txt, NULL, &tmp) < 0)
+		return strdup("runc gave no reason");
+	for (char *l = strtok(txt, "\n"); l; l = strtok(NULL, "\n")) {
+		last = l;
+		if (strstr(l, "level=error") || strstr(l, "level=fatal"))
+			best = l;
+	}
+	char *r = strdup(best ? best : last ? last : "runc gave no reason");
+	free(txt);
+	return r;
+}
+
+static void runc_restore_cancel(struct ctx *c, struct restore_req *rq)
+{
+	int st;
+
+	(void)c;
+	/* the gate gives up: runc's restore fails before CRIU runs */
+	criu_gate_close(&rq->gate);
+	if (rq->staged_pid > 0) {
+		if (wait_child_ms(rq->staged_pid, 10000, &st) == -ETIMEDOUT) {
+			kill(-rq->staged_pid, SIGKILL);
+			wait_child_ms(rq->staged_pid, 10000, &st);
+		}
+		rq->staged_pid = 0;
+	}
+}
+
+static int runc_restore_go(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, struct error *e)
+{
+	char out[PATH_MAX + 32];
+	unsigned limit = rq->timeout_ms ? rq->timeout_ms : RUNC_TIMEOUT_MS;
+	pid_t pid = rq->staged_pid;
+	int st = -1, r;
+
+	if (pid <= 0)
+		return error_set(e, EPROTO, "no staged restore of %s to go on with", rq->id);
+	r = descriptors_same(rq, e);
+	if (r == 0)
+		r = criu_gate_open(&rq->gate, e);
+	if (r < 0) {
+		runc_restore_cancel(c, rq);
+		return r;
+	}
+	r = wait_child_ms(pid, (int)limit, &st);
+	if (r == -ETIMEDOUT) {
+		kill(-pid, SIGKILL);
+		wait_child_ms(pid, 10000, &st);
+	}
+	rq->staged_pid = 0;
+	criu_gate_close(&rq->gate);
+	if (r == -ETIMEDOUT) {
+		error_set(e, ETIMEDOUT, "the restore of container %s did not end within %u ms", rq->id, limit);
+		error_host(e, rq->host);
+		return -ETIMEDOUT;
+	}
+	if (r < 0)
+		return error_errno(e, -r, "cannot wait for the restore of container %s", rq->id);
+	snprintf(out, sizeof(out), "%s/runc-restore.out", rq->work_dir);
+	_cleanup_free_ char *why = st != 0 ? runc_out_reason(out) : NULL;
+	return restore_result(c, rq, st, why ? why : "", ret_pid, e);
+}
+
 static int runc_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, struct error *e)
 {
 	struct run_result rr;
-	char log[PATH_MAX + 16], out[PATH_MAX + 32], pidf[PATH_MAX + 32], what[320];
-	json_t *st = NULL;
+	char out[PATH_MAX + 32], pidf[PATH_MAX + 32];
 	int r;
 
 	r = ctx_need_criu(c, e);
@@ -605,42 +858,9 @@ static int runc_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, s
 			     NULL);
 	if (r < 0)
 		return r;
-	if (rr.status != 0) {
-		snprintf(log, sizeof(log), "%s/restore.log", rq->work_dir);
-		snprintf(what, sizeof(what), "restore of container %s", rq->id);
-		if (path_exists(log)) {
-			error_set(e, EIO, "%s", runc_msg(rr.err));
-			criu_explain(log, what, rq->host, e);
-		} else {
-			error_set(e, EIO, "%s failed: %s", what, runc_msg(rr.err));
-			error_host(e, rq->host);
-		}
-		run_result_free(&rr);
-		return -e->code;
-	}
+	r = restore_result(c, rq, rr.status, rr.err ? rr.err : "", ret_pid, e);
 	run_result_free(&rr);
-	/* the pid runc wrote, without one more runc (`runc state`) while frozen */
-	char *txt = NULL;
-	struct error tmp = { 0 };
-	long p = 0;
-	if (read_file(pidf, 64, &txt, NULL, &tmp) == 0 && sscanf(txt, "%ld", &p) == 1 && p > 1 && kill((pid_t)p, 0) == 0) {
-		free(txt);
-		*ret_pid = rq->restored_pid = (pid_t)p;
-		return 0;
-	}
-	free(txt);
-	r = runc_state(c, rq->id, &st, e);
-	if (r < 0)
-		return r;
-	const char *status = json_string_value(json_object_get(st, "status"));
-	*ret_pid = rq->restored_pid = (pid_t)json_integer_value(json_object_get(st, "pid"));
-	if (!status || strcmp(status, "running") != 0) {
-		error_set(e, EIO, "container %s was restored but is %s, not running", rq->id, status ? status : "unknown");
-		json_decref(st);
-		return -EIO;
-	}
-	json_decref(st);
-	return 0;
+	return r;
 }
 
 static int runc_undo_restore(struct ctx *c, struct restore_req *rq, struct error *e)
@@ -684,6 +904,9 @@ const struct driver runc_driver = {
 	.thaw = runc_thaw,
 	.destroy = runc_destroy,
 	.restore = runc_restore,
+	.restore_stage = runc_restore_stage,
+	.restore_go = runc_restore_go,
+	.restore_cancel = runc_restore_cancel,
 	.resume = runc_resume,
 	.undo_restore = runc_undo_restore,
 	.exists = runc_exists,

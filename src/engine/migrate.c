@@ -107,45 +107,79 @@ static void abort_migration(struct ctx *c, const struct driver *drv, struct work
 	}
 }
 
-static int send_restore(struct peer *p, const struct workload *w, uint32_t lease_ms, bool shared,
-			const char *images, int lazy_port, struct migrate_stats *st, struct error *e)
+/* RESTORE's attributes: its flags (and 'more' of them), the deadline, the
+ * relay port of a lazy restore, a container's config.json. */
+static int restore_request(struct mbuf *mb, const struct workload *w, uint32_t deadline, bool shared, int lazy_port,
+			   uint32_t more, struct error *e)
 {
-	uint32_t deadline = handoff_restore_deadline_ms(lease_ms, st->image_bytes);
-	struct mbuf mb;
-	struct msg m;
-	int r;
-
-	mb_init(&mb);
-	mb_u32(&mb, A_FLAGS, (w->shell_job ? RESTORE_SHELL_JOB : 0) | (w->tcp_established ? RESTORE_TCP_ESTABLISHED : 0) |
-				     (shared ? RESTORE_SHARED_ROOTFS : 0) | (lazy_port > 0 ? RESTORE_LAZY : 0) |
-				     (w->netlock_skip ? RESTORE_NETLOCK_SKIP : 0));
-	mb_u32(&mb, A_DEADLINE_MS, deadline);
+	mb_init(mb);
+	mb_u32(mb, A_FLAGS, (w->shell_job ? RESTORE_SHELL_JOB : 0) | (w->tcp_established ? RESTORE_TCP_ESTABLISHED : 0) |
+				    (shared ? RESTORE_SHARED_ROOTFS : 0) | (lazy_port > 0 ? RESTORE_LAZY : 0) |
+				    (w->netlock_skip ? RESTORE_NETLOCK_SKIP : 0) | more);
+	mb_u32(mb, A_DEADLINE_MS, deadline);
 	if (lazy_port > 0)
-		mb_u32(&mb, A_PORT, (uint32_t)lazy_port);
+		mb_u32(mb, A_PORT, (uint32_t)lazy_port);
 	if (w->kind == KIND_RUNC) {
 		char *cfg = NULL, *cfg2 = NULL;
 		/* copied and skipped volumes live in the bundle there (volumes/N) */
 		if (volumes_rewrite_config(w->config_json, w->vols, w->nvols, &cfg, e) < 0) {
-			mb_free(&mb);
+			mb_free(mb);
 			return -e->code;
 		}
 		/* shared storage: the destination uses the same root filesystem path */
 		if (shared && oci_set_root_path(cfg, w->rootfs, &cfg2, e) < 0) {
 			free(cfg);
-			mb_free(&mb);
+			mb_free(mb);
 			return -e->code;
 		}
 		if (cfg2) {
 			free(cfg);
 			cfg = cfg2;
 		}
-		mb_bytes(&mb, A_CONFIG, cfg, strlen(cfg));
+		mb_bytes(mb, A_CONFIG, cfg, strlen(cfg));
 		free(cfg);
+	}
+	return 0;
+}
+
+/* The staged restore (1.5): the destination starts it now, while the
+ * workload runs, and holds its CRIU until RESTORE_GO (criu/gate.h). */
+static int stage_restore(struct peer *p, const struct workload *w, bool shared, int lazy_port, struct error *e)
+{
+	struct mbuf mb;
+	struct msg m;
+	int r = restore_request(&mb, w, 0, shared, lazy_port, RESTORE_STAGED, e);
+
+	if (r < 0)
+		return r;
+	/* runc there reads it before its CRIU starts */
+	mb_bytes(&mb, A_DESCRIPTORS, w->descriptors, strlen(w->descriptors));
+	r = simple_exchange(p, MSG_RESTORE, &mb, MSG_STAGED, &m, e);
+	mb_free(&mb);
+	if (r == 0)
+		msg_free(&m);
+	return r;
+}
+
+/* RESTORE (RESTORE_GO after a staged one) and its answer RESTORED */
+static int send_restore(struct peer *p, const struct workload *w, uint32_t lease_ms, bool shared,
+			const char *images, int lazy_port, bool staged, struct migrate_stats *st, struct error *e)
+{
+	uint32_t deadline = handoff_restore_deadline_ms(lease_ms, st->image_bytes);
+	struct mbuf mb;
+	struct msg m;
+	int r;
+
+	if (staged) {
+		mb_init(&mb);
+		mb_u32(&mb, A_DEADLINE_MS, deadline);
+	} else if ((r = restore_request(&mb, w, deadline, shared, lazy_port, 0, e)) < 0) {
+		return r;
 	}
 	/* the agent gives up restoring after 'deadline'; one lease more for
 	 * its answer to arrive */
 	p->conn.timeout_ms = (int)((uint64_t)deadline + lease_ms > INT32_MAX ? INT32_MAX : deadline + lease_ms);
-	r = proto_send_msg(&p->conn, MSG_RESTORE, &mb, e);
+	r = proto_send_msg(&p->conn, staged ? MSG_RESTORE_GO : MSG_RESTORE, &mb, e);
 	if (r == 0) {
 		/* while the destination restores: the images were verified there,
 		 * a rollback only thaws the frozen workload, and they hold its
@@ -706,6 +740,19 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 
 	timeline_mark(&st->tl, "rootfs-precopy");
 
+	/* runc's restore starts there now and waits for the images: only
+	 * CRIU's restore is left for the frozen window (criu/gate.h) */
+	/* (not with a pre-restore hook: it may prepare the destination for the
+	 * restore, e.g. its network namespace, which runc looks at as it starts) */
+	bool staged = w.kind == KIND_RUNC && c->cfg.staged_restore && p.peer_minor >= PROTO_MINOR_STAGED &&
+		      w.monitor_pid <= 0 && w.descriptors[0] && !(o->hooks && o->hooks->cmd[HOOK_PRE_RESTORE]);
+	if (staged) {
+		r = stage_restore(&p, &w, o->shared_storage, postcopy ? pc.dest_port : 0, e);
+		if (r < 0)
+			goto fail;
+		timeline_mark(&st->tl, "restore-staged");
+	}
+
 	/* Memory rounds while the workload runs: only what changes after the
 	 * last one travels while it is frozen. */
 	if (mode == MODE_PRECOPY || mode == MODE_HYBRID) {
@@ -827,7 +874,7 @@ int migrate_run(struct ctx *c, const struct migrate_opts *o, struct migrate_stat
 		goto fail;
 	/* The agent restores the workload stopped: it does not run until COMMIT. */
 	fault_point("before-restore");
-	r = send_restore(&p, &w, lease, o->shared_storage, images, postcopy ? pc.dest_port : 0, st, e);
+	r = send_restore(&p, &w, lease, o->shared_storage, images, postcopy ? pc.dest_port : 0, staged, st, e);
 	if (r < 0)
 		goto fail;
 	st->t_restored = now_ms();

@@ -1100,8 +1100,7 @@ static void save_step(const char *mig_dir, const struct net_state *ns)
 		log_warn("cannot record the network state: %s", e.msg);
 }
 
-int net_place(const struct config *cfg, struct net_state *ns, const char *container, const char *mig_dir,
-	      struct error *e)
+int net_bind(struct net_state *ns, const char *mig_dir, struct error *e)
 {
 	struct error tmp = { 0 };
 	int r = 0;
@@ -1112,6 +1111,8 @@ int net_place(const struct config *cfg, struct net_state *ns, const char *contai
 			return error_set(e, ENOENT, "the network namespace %s disappeared before the restore", ns->d.path);
 		return 0;
 	}
+	if (ns->placed)
+		return 1; /* bound already (at the staged restore) */
 	if (path_exists(ns->d.path)) {
 		/* a pre-restore hook put it there meanwhile: it wins, cmt's goes */
 		r = take_existing(ns, e);
@@ -1142,6 +1143,17 @@ int net_place(const struct config *cfg, struct net_state *ns, const char *contai
 		else
 			ns->staging[0] = 0;
 	}
+	return 1;
+}
+
+int net_place(const struct config *cfg, struct net_state *ns, const char *container, const char *mig_dir,
+	      struct error *e)
+{
+	int r = net_bind(ns, mig_dir, e);
+
+	if (r <= 0)
+		return r; /* (one that was there, or a hook's, is attached already) */
+	r = 0;
 	/* a program that fails halfway is told to detach too */
 	ns->attached = true;
 	save_step(mig_dir, ns);

@@ -125,11 +125,16 @@ int net_prepare(const struct config *cfg, const struct net_desc *d, const char *
 		struct error *e);
 /* At RESTORE (the source is frozen and locked): a namespace a hook put at
  * the path meanwhile is taken (cmt's own goes); otherwise cmt's is bound
- * at the path and its host ends attached (bridge or net_attach program).
- * Each step is recorded in <mig_dir>/net before it happens (mig_dir may be
- * NULL). */
+ * at the path (net_bind) and its host ends attached (bridge or net_attach
+ * program).  Each step is recorded in <mig_dir>/net before it happens
+ * (mig_dir may be NULL). */
 int net_place(const struct config *cfg, struct net_state *ns, const char *container, const char *mig_dir,
 	      struct error *e);
+/* net_place's first half, alone for a staged restore (runc opens the path
+ * before the freeze): the namespace at its path, still detached and locked
+ * (nothing outside reaches it).  1 when cmt's own namespace is bound (it
+ * needs attaching), 0 when the one at the path is used, negative on error. */
+int net_bind(struct net_state *ns, const char *mig_dir, struct error *e);
 /* After COMMIT: unlock, announce, route hook.  Problems are warnings: the
  * migration stands; they go to the log and, when warn is not NULL, into
  * warn (for the source: DONE's message). */

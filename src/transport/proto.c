@@ -52,6 +52,7 @@ static const struct {
 	[A_PORT] = { K_U32, 0, "port" },
 	[A_NET_DESC] = { K_BYTES, 65536, "net-desc" },
 	[A_CRIU_US] = { K_U64, 0, "criu-us" },
+	[A_DESCRIPTORS] = { K_BYTES, 4096, "descriptors" },
 };
 
 #define BIT(t) (1ull << (t))
@@ -81,6 +82,8 @@ static const struct {
 	{ MSG_STREAM_OK, "STREAM_OK", BIT(A_BYTES), true },
 	{ MSG_RESTORE, "RESTORE", 0, true },
 	{ MSG_RESTORED, "RESTORED", BIT(A_PID), true },
+	{ MSG_RESTORE_GO, "RESTORE_GO", 0, true },
+	{ MSG_STAGED, "STAGED", 0, true },
 	{ MSG_COMMIT, "COMMIT", 0, true },
 	{ MSG_ABORT, "ABORT", 0, true },
 	{ MSG_DONE, "DONE", 0, true },

@@ -13,12 +13,14 @@
 #include "util/error.h"
 
 #define PROTO_MAJOR 1
-#define PROTO_MINOR 4 /* 1.1: page streams (AREA_PAGES, AREA_PAGE_IMAGE, A_NAME), mode precopy; 1.2: AREA_LOG;
-		       * 1.3: NET_SETUP / NET_READY (network identity); 1.4: RELAY_PAGES, mode hybrid */
+#define PROTO_MINOR 5 /* 1.1: page streams (AREA_PAGES, AREA_PAGE_IMAGE, A_NAME), mode precopy; 1.2: AREA_LOG;
+		       * 1.3: NET_SETUP / NET_READY (network identity); 1.4: RELAY_PAGES, mode hybrid;
+		       * 1.5: RESTORE_STAGED, STAGED, RESTORE_GO (the staged restore) */
 #define PROTO_MINOR_PAGES 1 /* the first minor version with page streams */
 #define PROTO_MINOR_LOG 2   /* the first with AREA_LOG (the log of a `cmt run` container) */
 #define PROTO_MINOR_NET 3   /* the first with NET_SETUP / NET_READY */
 #define PROTO_MINOR_RELAY_PAGES 4 /* the first with RELAY_PAGES (and mode hybrid) */
+#define PROTO_MINOR_STAGED 5 /* the first with the staged restore (RESTORE_STAGED, STAGED, RESTORE_GO) */
 #define PROTO_HELLO_MAGIC 0x434d5450u /* "CMTP" */
 #define PROTO_HDR_SIZE 16
 #define PROTO_FRAME_MAGIC 0xCA
@@ -45,6 +47,8 @@ enum msg_type {
 	MSG_STREAM_OK = 0x0023,    /* agent -> source: stream stored and verified */
 	MSG_RESTORE = 0x0030,      /* source -> agent: restore the workload */
 	MSG_RESTORED = 0x0031,     /* agent -> source: the workload runs here */
+	MSG_RESTORE_GO = 0x0032,   /* source -> agent: the staged restore goes on (1.5) */
+	MSG_STAGED = 0x0033,       /* agent -> source: the restore is staged, waiting for RESTORE_GO (1.5) */
 	MSG_COMMIT = 0x0040,       /* source -> agent: source copy is gone, keep yours */
 	MSG_ABORT = 0x0041,        /* source -> agent: roll back everything */
 	MSG_DONE = 0x0042,         /* agent -> source: commit/abort finished */
@@ -96,6 +100,7 @@ enum attr_tag {
 	 * 0x0160-0x017f, does not fit the presence mask) */
 	A_NET_DESC = 56,  /* bytes: JSON description of the container's network namespace (NET_SETUP) */
 	A_CRIU_US = 60,   /* u64: CRIU's own time in the restore, from its log (DONE; criu/logtime.h) */
+	A_DESCRIPTORS = 61, /* bytes: runc's descriptors.json of the container (staged RESTORE) */
 	A_ATTR_MAX = 64   /* tags are < 64: struct msg keeps a 64-bit presence mask */
 };
 

@@ -31,6 +31,7 @@ void config_defaults(struct config *c)
 	snprintf(c->net_attach, sizeof(c->net_attach), "bridge");
 	snprintf(c->net_bridge, sizeof(c->net_bridge), "cmt0");
 	snprintf(c->images_tmpfs, sizeof(c->images_tmpfs), "yes");
+	c->staged_restore = true;
 	if (gethostname(c->name, sizeof(c->name) - 1) < 0)
 		snprintf(c->name, sizeof(c->name), "localhost");
 }
@@ -114,6 +115,11 @@ int config_parse(struct config *c, const char *text, const char *origin, struct 
 				return error_set(e, EINVAL, "%s:%d: early_freeze '%s': use yes or no", origin, line, val);
 			c->early_freeze = !strcmp(val, "yes");
 			r = 0;
+		} else if (!strcmp(key, "staged_restore")) {
+			if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0)
+				return error_set(e, EINVAL, "%s:%d: staged_restore '%s': use yes or no", origin, line, val);
+			c->staged_restore = !strcmp(val, "yes");
+			r = 0;
 		} else if (!strcmp(key, "net_route_hook")) {
 			r = set_str(c->net_route_hook, sizeof(c->net_route_hook), val, key, origin, line, e);
 			if (r == 0 && val[0] && val[0] != '/')
@@ -121,7 +127,7 @@ int config_parse(struct config *c, const char *text, const char *origin, struct 
 		} else
 			return error_set(e, EINVAL,
 					 "%s:%d: unknown key '%s' (known: criu, runc, runc_root, name, cgroup_parent, net_attach, "
-					 "net_bridge, net_route_hook, images_tmpfs, early_freeze)",
+					 "net_bridge, net_route_hook, images_tmpfs, early_freeze, staged_restore)",
 					 origin, line, key);
 		if (r < 0)
 			return r;

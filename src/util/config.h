@@ -21,6 +21,8 @@ struct config {
 	char images_tmpfs[32];        /* CRIU's images in memory: "yes" (default), "no", or the tmpfs's size (512m, 2g, 25%) */
 	bool early_freeze;            /* early_freeze = yes: freeze a container before runc checkpoint starts, not when
 	                               * CRIU is about to (the late freeze, doc/design.md "Late freeze") */
+	bool staged_restore;          /* staged_restore = no: the destination starts runc's restore only once the
+	                               * images are there, not before the freeze (criu/gate.h); default yes */
 };
 
 void config_defaults(struct config *c);

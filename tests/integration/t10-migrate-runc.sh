@@ -81,7 +81,9 @@ jtest "JSON result is ok" 'd["result"] == "ok"' \
 	"CRIU's own parts of the dump and the restore, from its logs, lie within those steps" \
 	'0 < d.get("criu_dump_ms", 0) <= d["dump_ms"] and 0 < d.get("criu_restore_ms", 0) <= d["restore_ms"]' \
 	"the late freeze: runc and CRIU started while ct1 ran (steps criu-start, no freeze before the dump)" \
-	'd["steps_ms"].get("criu-start", 0) > 0 and "freeze" not in d["steps_ms"]'
+	'd["steps_ms"].get("criu-start", 0) > 0 and "freeze" not in d["steps_ms"]' \
+	"the staged restore: h2's runc started before the freeze (step restore-staged)" \
+	'd["steps_ms"].get("restore-staged", 0) > 0'
 
 is "$(on h1 runc list -q)" "" "ct1 is gone from h1's runc list"
 if on h1 test -e "/proc/$pid_h1" || [ -n "$(marker_pids h1 "$pat")" ]; then
@@ -113,14 +115,16 @@ diag "left under migrations/: $(find "$LAB_DIR"/h[12]/cmt/migrations -mindepth 1
 # --- back: h2 -> h1 ------------------------------------------------------------
 wait_until 5 count_ge "$count_h2" $((last_h1 + 10))
 last_h2=$(count_read "$count_h2")
-# back with the early freeze (config early_freeze = yes): frozen before runc checkpoint starts
+# back with the early freeze (config early_freeze = yes): frozen before runc checkpoint starts;
+# and without the staged restore (staged_restore = no): h1's runc starts once the images are there
 cfg_h2=$(cat "$LAB_DIR/h2/cmt/config")
-echo "early_freeze = yes" >>"$LAB_DIR/h2/cmt/config"
+printf 'early_freeze = yes\nstaged_restore = no\n' >>"$LAB_DIR/h2/cmt/config"
 migrate_from h2 ct1 --to h1
 printf '%s\n' "$cfg_h2" >"$LAB_DIR/h2/cmt/config"
 is "$MIG_RC" 0 "cmt migrate ct1 --to h1 (back, run on h2) exits 0"
 jtest "early_freeze = yes: frozen before the dump (a freeze step, no criu-start)" \
 	'"freeze" in d["steps_ms"] and "criu-start" not in d["steps_ms"]' \
+	"staged_restore = no: no restore-staged step" '"restore-staged" not in d["steps_ms"]' \
 	"JSON result is ok (back)" 'd["result"] == "ok" and d["mode"] == "cold"' \
 	"JSON downtime_ms > 0, total_ms >= downtime_ms, bytes_sent > 0 (back)" \
 	'd["downtime_ms"] > 0 and d["total_ms"] >= d["downtime_ms"] and d["bytes_sent"] > 0' \

@@ -230,6 +230,8 @@ for row in "${SCENARIOS[@]}"; do
 	[ -z "$left" ] || bad+=("left behind: $left")
 	[ -e "$LAB_DIR/$other/cmt/bundles/$id" ] && bad+=("bundle left on $other")
 	for h in h1 h2; do
+		# a staged restore (runc waiting at cmt's restore gate) never outlives its migration
+		on "$h" pgrep -f criu-gate >/dev/null && bad+=("a staged runc restore or its gate is left on $h: $(on "$h" pgrep -af criu-gate)")
 		on "$h" iptables-save 2>/dev/null | grep -q CRIU && bad+=("CRIU network-lock rules left on $h")
 		ls -d /sys/fs/cgroup/freezer/"$(sed -n 's/^cgroup_parent *= *//p' "$LAB_DIR/$h/cmt/config")"/freeze-* \
 			>/dev/null 2>&1 && bad+=("a cmt freezer cgroup is left on $h")

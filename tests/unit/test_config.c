@@ -219,6 +219,19 @@ static void test_early_freeze(void)
 	   "anything else is refused: %s", e.msg);
 }
 
+static void test_staged_restore(void)
+{
+	struct config c;
+	struct error e = { 0 };
+
+	config_defaults(&c);
+	ok(c.staged_restore, "the staged restore by default");
+	ok(parse(&c, "staged_restore = no\n", &e) == 0 && !c.staged_restore, "staged_restore = no");
+	ok(parse(&c, "staged_restore = yes\n", &e) == 0 && c.staged_restore, "staged_restore = yes");
+	ok(parse(&c, "staged_restore = off\n", &e) == -EINVAL && strstr(e.msg, "'off'") && strstr(e.msg, "yes or no"),
+	   "anything else is refused: %s", e.msg);
+}
+
 int main(void)
 {
 	test_defaults();
@@ -228,5 +241,6 @@ int main(void)
 	test_load();
 	test_images_tmpfs();
 	test_early_freeze();
+	test_staged_restore();
 	return done_testing();
 }

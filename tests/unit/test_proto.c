@@ -63,6 +63,7 @@ static const struct aspec attrs[] = {
 	{ 50, U32, 0, "port" },
 	{ 56, BYTES, 65536, "net-desc" },
 	{ 60, U64, 0, "criu-us" },
+	{ 61, BYTES, 4096, "descriptors" },
 };
 #define NATTRS (sizeof(attrs) / sizeof(attrs[0]))
 
@@ -93,6 +94,8 @@ static const struct mspec msgs[] = {
 	{ 0x0023, "STREAM_OK", true, { 15 } },
 	{ 0x0030, "RESTORE", true, { 0 } },
 	{ 0x0031, "RESTORED", true, { 17 } },
+	{ 0x0032, "RESTORE_GO", true, { 0 } },
+	{ 0x0033, "STAGED", true, { 0 } },
 	{ 0x0040, "COMMIT", true, { 0 } },
 	{ 0x0041, "ABORT", true, { 0 } },
 	{ 0x0042, "DONE", true, { 0 } },
@@ -429,7 +432,7 @@ static void test_header_rejects(void)
 	}
 
 	/* unknown types */
-	static const uint16_t unknown[] = { 0x0000, 0x000c, 0x000f, 0x0012, 0x0024, 0x0032, 0x00f0, 0x0100, 0x2100, 0xffff };
+	static const uint16_t unknown[] = { 0x0000, 0x000c, 0x000f, 0x0012, 0x0024, 0x0034, 0x00f0, 0x0100, 0x2100, 0xffff };
 	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
 		make_hdr_raw(h, 0, unknown[i], 0xCA, 0, 0, NULL);
 		error_clear(&e);
