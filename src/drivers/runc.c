@@ -29,19 +29,12 @@
  * that file (restore: the container could inherit a pipe). */
 #define RUNC_TIMEOUT_MS 600000
 
-/* Runs runc with the host's root (and CRIU) and the options o (timeout 0 =
- * RUNC_TIMEOUT_MS); with log, runc's own messages go to that file. */
-static int runc_cmd_v(struct ctx *c, struct run_result *rr, struct run_opts *o, const char *log, struct error *e,
-		      va_list ap)
+/* `runc --root R [--log LOG] [--criu CRIU]`, the start of every runc
+ * command line: how many words it took */
+static int runc_argv_head(struct ctx *c, const char *log, const char *criu, char *argv[RUNC_MAX_ARGS])
 {
-	char *argv[RUNC_MAX_ARGS];
-	int n = 0, r;
+	int n = 0;
 
-	r = ctx_need_runc(c, e);
-	if (r < 0)
-		return r;
-	if (!o->timeout_ms)
-		o->timeout_ms = RUNC_TIMEOUT_MS;
 	argv[n++] = c->runc;
 	argv[n++] = "--root";
 	argv[n++] = c->cfg.runc_root;
@@ -49,10 +42,27 @@ static int runc_cmd_v(struct ctx *c, struct run_result *rr, struct run_opts *o, 
 		argv[n++] = "--log";
 		argv[n++] = (char *)log;
 	}
-	if (c->criu.path[0]) {
+	if (criu && criu[0]) {
 		argv[n++] = "--criu";
-		argv[n++] = c->criu.path;
+		argv[n++] = (char *)criu;
 	}
+	return n;
+}
+
+/* Runs runc with the host's root (and CRIU) and the options o (timeout 0 =
+ * RUNC_TIMEOUT_MS); with log, runc's own messages go to that file. */
+static int runc_cmd_v(struct ctx *c, struct run_result *rr, struct run_opts *o, const char *log, struct error *e,
+		      va_list ap)
+{
+	char *argv[RUNC_MAX_ARGS];
+	int n, r;
+
+	r = ctx_need_runc(c, e);
+	if (r < 0)
+		return r;
+	if (!o->timeout_ms)
+		o->timeout_ms = RUNC_TIMEOUT_MS;
+	n = runc_argv_head(c, log, c->criu.path, argv);
 	for (char *a; (a = va_arg(ap, char *)) && n < RUNC_MAX_ARGS - 1;)
 		argv[n++] = a;
 	argv[n] = NULL;
@@ -69,40 +79,6 @@ static int runc_cmd(struct ctx *c, struct run_result *rr, const char *out_path, 
 	va_start(ap, e);
 	r = runc_cmd_v(c, rr, &o, NULL, e, ap);
 	va_end(ap);
-	return r;
-}
-
-/* runc with stdout and stderr on fds (a monitored container's pipes, which
- * `runc restore` hands to the restored process); its messages go to log,
- * whose error lines come back in rr->err. */
-static int runc_cmd_fds(struct ctx *c, struct run_result *rr, const int fds[2], const char *log, unsigned timeout_ms,
-			struct error *e, ...)
-{
-	struct run_opts o = { .timeout_ms = (int)timeout_ms, .stdio_fds = fds };
-	va_list ap;
-	int r;
-
-	unlink(log);
-	va_start(ap, e);
-	r = runc_cmd_v(c, rr, &o, log, e, ap);
-	va_end(ap);
-	if (r == 0 && rr->status != 0) {
-		char *txt = NULL;
-		struct error tmp = { 0 };
-		if (read_file(log, 1 << 20, &txt, NULL, &tmp) == 0) {
-			const char *best = NULL;
-			for (char *l = strtok(txt, "\n"); l; l = strtok(NULL, "\n"))
-				if (strstr(l, "level=error") || strstr(l, "level=fatal"))
-					best = l;
-			if (best) {
-				free(rr->err);
-				rr->err = strdup(best);
-			}
-			free(txt);
-		}
-		if (!rr->err)
-			rr->err = strdup("runc gave no reason");
-	}
 	return r;
 }
 
@@ -271,15 +247,8 @@ static void explain_dump(struct ctx *c, const char *what, const char *runc_said,
 static void checkpoint_argv(struct ctx *c, const struct workload *w, const char *images_dir, const char *work_dir,
 			    const char *lazy_ps, char *argv[RUNC_MAX_ARGS])
 {
-	int n = 0;
+	int n = runc_argv_head(c, NULL, c->criu.path, argv);
 
-	argv[n++] = c->runc;
-	argv[n++] = "--root";
-	argv[n++] = c->cfg.runc_root;
-	if (c->criu.path[0]) {
-		argv[n++] = "--criu";
-		argv[n++] = c->criu.path;
-	}
 	argv[n++] = "checkpoint";
 	if (lazy_ps) {
 		argv[n++] = "--lazy-pages";
@@ -649,19 +618,13 @@ static int restore_result(struct ctx *c, struct restore_req *rq, int status, con
 }
 
 /* `runc restore` of rq (left stopped: restore_stopped), runc's CRIU at
- * criu (NULL: the host's), the pid into pidf. */
-static void restore_argv(struct ctx *c, const struct restore_req *rq, const char *criu, const char *pidf,
-			 char *argv[RUNC_MAX_ARGS])
+ * criu (NULL: the host's), runc's messages into log (NULL: its stderr), the
+ * pid into pidf. */
+static void restore_argv(struct ctx *c, const struct restore_req *rq, const char *criu, const char *log,
+			 const char *pidf, char *argv[RUNC_MAX_ARGS])
 {
-	int n = 0;
+	int n = runc_argv_head(c, log, criu, argv);
 
-	argv[n++] = c->runc;
-	argv[n++] = "--root";
-	argv[n++] = c->cfg.runc_root;
-	if (criu && criu[0]) {
-		argv[n++] = "--criu";
-		argv[n++] = (char *)criu;
-	}
 	argv[n++] = "restore";
 	argv[n++] = "--detach";
 	argv[n++] = "--pid-file";
@@ -746,7 +709,7 @@ static int runc_restore_stage(struct ctx *c, struct restore_req *rq, struct erro
 	snprintf(pidf, sizeof(pidf), "%s/restored.pid", rq->work_dir);
 	unlink(out);
 	unlink(pidf);
-	restore_argv(c, rq, rq->gate.link, pidf, argv);
+	restore_argv(c, rq, rq->gate.link, NULL, pidf, argv);
 	struct run_opts o = { .output_path = out, .env_add = rq->gate.envp };
 	r = spawn_bg(argv, &o, NULL, &rq->staged_pid, e);
 	if (r < 0) {
@@ -831,10 +794,10 @@ static int runc_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, s
 {
 	struct run_result rr;
 	char out[PATH_MAX + 32], pidf[PATH_MAX + 32];
+	char *argv[RUNC_MAX_ARGS];
 	int r;
 
-	r = ctx_need_criu(c, e);
-	if (r < 0)
+	if ((r = ctx_need_criu(c, e)) < 0 || (r = ctx_need_runc(c, e)) < 0)
 		return r;
 	r = restore_stopped(rq, e);
 	if (r < 0)
@@ -842,23 +805,20 @@ static int runc_restore(struct ctx *c, struct restore_req *rq, pid_t *ret_pid, s
 	snprintf(out, sizeof(out), "%s/runc-restore.out", rq->work_dir);
 	snprintf(pidf, sizeof(pidf), "%s/restored.pid", rq->work_dir);
 	unlink(pidf);
+	/* A monitored container: runc hands its own stdout and stderr to CRIU
+	 * for the container's pipe:[...] descriptors, the new monitor's pipes;
+	 * runc's messages then go to its --log file */
+	struct run_opts o = { .timeout_ms = (int)(rq->timeout_ms ? rq->timeout_ms : RUNC_TIMEOUT_MS),
+			      .output_path = rq->stdio_pipes ? NULL : out,
+			      .stdio_fds = rq->stdio_pipes ? rq->stdio_fds : NULL };
 	if (rq->stdio_pipes)
-		/* runc hands its own stdout and stderr to CRIU for the container's
-		 * pipe:[...] descriptors: the new monitor's pipes */
-		r = runc_cmd_fds(c, &rr, rq->stdio_fds, out, rq->timeout_ms, e, "restore", "--detach", "--pid-file", pidf,
-				 rq->lazy ? "--lazy-pages" : "--detach", "--image-path",
-				 rq->images_dir, "--work-path", rq->work_dir, "--bundle", rq->bundle,
-				 rq->tcp_established ? "--tcp-established" : rq->id, rq->tcp_established ? rq->id : NULL,
-				 NULL);
-	else
-		r = runc_cmd(c, &rr, out, rq->timeout_ms, e, "restore", "--detach", "--pid-file", pidf,
-				 rq->lazy ? "--lazy-pages" : "--detach", "--image-path", rq->images_dir,
-			     "--work-path", rq->work_dir, "--bundle", rq->bundle,
-			     rq->tcp_established ? "--tcp-established" : rq->id, rq->tcp_established ? rq->id : NULL,
-			     NULL);
+		unlink(out);
+	restore_argv(c, rq, c->criu.path, rq->stdio_pipes ? out : NULL, pidf, argv);
+	r = run_cmd(argv, &o, &rr, e);
 	if (r < 0)
 		return r;
-	r = restore_result(c, rq, rr.status, rr.err ? rr.err : "", ret_pid, e);
+	_cleanup_free_ char *why = rr.status == 0 ? NULL : rq->stdio_pipes ? runc_out_reason(out) : strdup(rr.err ? rr.err : "");
+	r = restore_result(c, rq, rr.status, why ? why : "", ret_pid, e);
 	run_result_free(&rr);
 	return r;
 }
