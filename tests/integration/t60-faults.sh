@@ -13,8 +13,9 @@
 # here `cmt recover`.
 #
 # While each migration runs, a watcher samples both copies' tick counters:
-# both advancing in one window means two copies ran at once, which fails the
-# scenario (the destination's copy is restored stopped until COMMIT).
+# both advancing in one window, while a memhog on the destination is not
+# stopped, means two copies ran at once, which fails the scenario (the
+# destination's copy is restored stopped until COMMIT).
 #
 # The table below is the one in README.md ("Fault injection"); each row:
 #   NAME  MODE  SIDE  POINT  ACTION  ARG  RC  RUNS_ON  MESSAGE (regex)
@@ -97,15 +98,30 @@ start_memhog() { # ID
 	wait_until 5 mh_ge "$b/rootfs/tmp/state" ticks 1 || { echo "no ticks: $(cat "$b/rootfs/tmp/state")"; return 1; }
 }
 
+# the state (/proc/PID/stat field 3) of every memhog on HOST that is not
+# stopped (T, t) or dead (Z, X): what runs there
+memhog_running() {
+	on "$1" sh -c 'for p in $(pgrep -x memhog); do s=$(cut -d" " -f3 "/proc/$p/stat" 2>/dev/null); case "$s" in T|t|Z|X|"") ;; *) echo "$p:$s" ;; esac; done' 2>/dev/null
+}
+
 # watch_twice ID OUT: until killed, sample both copies' tick counters every
-# 200 ms; a window in which both advanced means two copies ran at once.
+# 200 ms; a window in which both advanced while a memhog runs on h2 means two
+# copies ran at once.  (h2's state file is the one in its bundle: the root
+# filesystem's delta copies h1's there while h1 is frozen, and h1 may tick
+# again in the same window after a rollback; that copy alone, with h2's
+# memhog stopped or not there, is not a second copy running.)
 watch_twice() {
-	local a=$work/$1/rootfs/tmp/state b=$LAB_DIR/h2/cmt/bundles/$1/rootfs/tmp/state pa="" pb="" ta tb
+	local a=$work/$1/rootfs/tmp/state b=$LAB_DIR/h2/cmt/bundles/$1/rootfs/tmp/state pa="" pb="" ta tb run
 	while :; do
 		ta=$(mh_get "$a" ticks 2>/dev/null || echo "")
 		tb=$(mh_get "$b" ticks 2>/dev/null || echo "")
 		if [ -n "$pa" ] && [ -n "$pb" ] && [ -n "$ta" ] && [ -n "$tb" ] && [ "$ta" -gt "$pa" ] && [ "$tb" -gt "$pb" ]; then
-			echo "both copies ticked between two samples: h1 $pa->$ta, h2 $pb->$tb" >>"$2"
+			run=$(memhog_running h2)
+			if [ -n "$run" ]; then
+				echo "both copies ticked between two samples: h1 $pa->$ta, h2 $pb->$tb (running on h2: $run)" >>"$2"
+			else
+				echo "h2's state file changed while its memhog was stopped or gone: h1 $pa->$ta, h2 $pb->$tb" >>"$2.copies"
+			fi
 		fi
 		pa=$ta pb=$tb
 		sleep 0.2
@@ -184,6 +200,7 @@ for row in "${SCENARIOS[@]}"; do
 		sysctl -q -w fs.pipe-max-size=4194304 || bail "cannot raise fs.pipe-max-size"
 	fi
 	: >"$work/twice"
+	: >"$work/twice.copies"
 	watch_twice "$id" "$work/twice" &
 	watcher=$!
 	on h1 "$CMT" migrate "$id" --to h2 --mode "$mode" --lease "$LEASE" --rsh "$RSH" --remote-cmt "$CMT" \
@@ -205,6 +222,7 @@ for row in "${SCENARIOS[@]}"; do
 
 	bad=()
 	[ -s "$work/twice" ] && bad+=("TWO RUNNING COPIES: $(head -n 3 "$work/twice")")
+	[ -s "$work/twice.copies" ] && diag "$name: $(head -n 1 "$work/twice.copies")"
 	[ "$rc" = "$want_rc" ] || bad+=("exit status $rc, want $want_rc")
 	if [ "$msg" != - ] && ! grep -Eq "$msg" "$work/err"; then bad+=("message does not match /$msg/"); fi
 	where=()
