@@ -155,6 +155,8 @@ jtest "JSON result ok, mode postcopy" 'd["result"] == "ok" and d["mode"] == "pos
 	"JSON downtime_ms > 0 and frozen_ms > 0" 'd["downtime_ms"] > 0 and d["frozen_ms"] > 0' \
 	"JSON total_ms >= downtime_ms + postcopy_ms" 'd["total_ms"] >= d["downtime_ms"] + d["postcopy_ms"]' \
 	"JSON postcopy_ms > 0 (resumed until the last page arrived)" 'd["postcopy_ms"] > 0' \
+	"the lazy restore was staged (h2's runc started before the freeze)" \
+	'd["steps_ms"].get("restore-staged", 0) > 0' \
 	"CRIU's own part of the lazy dump ends with its page server's start, within the dump step" \
 	'0 < d.get("criu_dump_ms", 0) <= d["dump_ms"] and 0 < d.get("criu_restore_ms", 0) <= d["restore_ms"]' \
 	"JSON lazy_bytes >= the workload's memory" "d['lazy_bytes'] >= $MIB * 1048576" \

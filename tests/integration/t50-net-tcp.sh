@@ -144,7 +144,9 @@ check "h3 reaches the container's IPv6 address $ip6 on h1" wait_until 5 ping6_ok
 migrate_from h1 "$ct" --to h2 --mode "$mode"
 is "$MIG_RC" 0 "cmt migrate $ct --to h2 exits 0"
 jtest "JSON: ok, the namespace $nspath moved and was recreated on h2" \
-	"d['result'] == 'ok' and d['netns'] == '$nspath' and d['netns_existed'] is False"
+	"d['result'] == 'ok' and d['netns'] == '$nspath' and d['netns_existed'] is False" \
+	"the restore was staged (h2's runc opened the namespace's path before the freeze: bound there early)" \
+	"d['steps_ms'].get('restore-staged', 0) > 0"
 is "$(runc_status h2 "$ct")" running "$ct runs on h2"
 talks_on 200 "the client keeps talking to $ip after the move to h2"
 is "$(addr_of h2)" "$ip/24 $mac" "on h2 the container has the same address and MAC"
