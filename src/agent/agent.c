@@ -641,10 +641,11 @@ static int restore_run(struct session *s, double t0, struct error *e)
 	int r;
 
 	/* the page images are built: the store has served, and its memory
-	 * (page cache) is better given to the restore; in a hybrid migration
-	 * the page relay still serves the lazy pages from it */
+	 * (page cache) is better given to the restore, freed meanwhile by a
+	 * thread (it takes tens of ms per GiB); in a hybrid migration the page
+	 * relay still serves the lazy pages from it */
 	if (!s->rq.lazy)
-		pagestore_close(&s->ps);
+		pagestore_close_async(&s->ps);
 	if (s->log_error[0])
 		return error_set(e, EPROTO, "%s", s->log_error);
 	if (s->net) {
@@ -1145,6 +1146,7 @@ int agent_serve_stdio(struct ctx *c)
 	outcome_prune(c->cfg.root);
 	migrations_prune(c->cfg.root);
 	rc = serve(&s);
+	pagestore_close_wait(); /* a store freed in the background: its files are gone before the agent is */
 	lock_release(s.lock);
 	proto_conn_free(&s.conn);
 	close(rfd);

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <linux/falloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,47 @@ void pagestore_close(struct pagestore *ps)
 	free(ps->dig);
 	ps->dig = NULL;
 	ps->dig_cap = 0;
+}
+
+static atomic_int closing; /* pagestore_close_async threads under way */
+
+static void *close_thread(void *arg)
+{
+	pagestore_close(arg);
+	free(arg);
+	atomic_fetch_sub(&closing, 1);
+	return NULL;
+}
+
+void pagestore_close_async(struct pagestore *ps)
+{
+	struct pagestore *mine = malloc(sizeof(*mine));
+	pthread_attr_t at;
+	pthread_t t;
+
+	if (!mine) {
+		pagestore_close(ps);
+		return;
+	}
+	*mine = *ps; /* the fds, files, digests and a growth under way go with it */
+	ps->fd = ps->spare_fd = -1;
+	ps->pages = 0;
+	ps->dig = NULL;
+	ps->dig_cap = 0;
+	ps->path[0] = ps->spare_path[0] = '\0';
+	ps->growing = false;
+	atomic_fetch_add(&closing, 1);
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &at, close_thread, mine) != 0)
+		close_thread(mine);
+	pthread_attr_destroy(&at);
+}
+
+void pagestore_close_wait(void)
+{
+	for (int i = 0; i < 10000 && atomic_load(&closing) > 0; i++)
+		usleep(1000);
 }
 
 /* The growth itself (the thread, or inline): it alone touches spare_fd,

@@ -45,6 +45,12 @@ void pagestore_init(struct pagestore *ps, const char *path, const char *spare_di
 int pagestore_open_published(const char *store_path, int *ret_fd, uint32_t *ret_pages, struct error *e);
 /* Closes the store and removes its files (store and spare). */
 void pagestore_close(struct pagestore *ps);
+/* The same in a thread of its own: freeing a store as large as the workload
+ * takes tens of ms per GiB (about 90 for 512 MiB here), which then overlap
+ * the restore instead of preceding it.  ps is closed at once (owns nothing);
+ * pagestore_close_wait waits for every such thread to have finished. */
+void pagestore_close_async(struct pagestore *ps);
+void pagestore_close_wait(void);
 /* Grows the spare to the store's size (after a pre-copy round; failures
  * only cost speed), in a thread: it returns at once.  A growth still under
  * way is left to finish (the next call grows the rest). */

@@ -383,7 +383,17 @@ static void test_roundtrip(void)
 	ok(!pageimage_name_valid("../x") && !pageimage_name_valid(".hidden") && !pageimage_name_valid("a/b") &&
 		   !pageimage_name_valid("") && pageimage_name_valid("pages-12.img"),
 	   "image names: no paths, no dot files");
-	pagestore_close(&ps);
+	/* freed in the background (the agent, before the restore): the struct at
+	 * once, the store's file by the time pagestore_close_wait returns */
+	int store_fd = ps.fd;
+	bool on_disk = access(store, F_OK) == 0; /* a memfd where the kernel has them */
+	ok(store_fd >= 0 && ps.pages > 0, "the store is open before it is closed (%s)", on_disk ? "a file" : "a memfd");
+	pagestore_close_async(&ps);
+	ok(ps.fd == -1 && ps.pages == 0 && ps.dig == NULL && !ps.path[0], "pagestore_close_async: the struct owns nothing at once");
+	pagestore_close_wait();
+	ok(fcntl(store_fd, F_GETFD) == -1 && errno == EBADF && access(store, F_OK) != 0,
+	   "... and the store is closed (its file gone) once the thread is done");
+	pagestore_close(&ps); /* closing it again: nothing to do */
 	pageset_free(&set);
 	rm_rf(dir, &e);
 }
