@@ -174,19 +174,14 @@ int lazy_daemon_ready(struct restore_req *rq, struct error *e)
 		return -e->code;
 	}
 	/* it ended before it had a log: its own words, if any */
-	char out[PATH_MAX + 32], *txt = NULL;
-	struct error tmp = { 0 };
+	char out[PATH_MAX + 32];
 	snprintf(out, sizeof(out), "%s/lazy-pages.out", rq->work_dir);
-	if (read_file(out, 64 * 1024, &txt, NULL, &tmp) == 0) {
-		char *end = txt + strlen(txt);
-		while (end > txt && (end[-1] == '\n' || end[-1] == ' '))
-			*--end = '\0';
-		char *last = strrchr(txt, '\n');
+	char *said = file_last_line(out, 64 * 1024, NULL);
+	if (said) {
 		size_t l = strlen(e->msg);
-		if (*txt)
-			snprintf(e->msg + l, sizeof(e->msg) - l, ": %s", last ? last + 1 : txt);
+		snprintf(e->msg + l, sizeof(e->msg) - l, ": %s", said);
+		free(said);
 	}
-	free(txt);
 	error_hint(e, "check CRIU on %s (`criu check`, `cmt check`)", rq->host ? rq->host : "this host");
 	error_host(e, rq->host);
 	return -e->code;

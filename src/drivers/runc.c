@@ -127,6 +127,17 @@ static int runc_state(struct ctx *c, const char *id, json_t **ret, struct error 
 	return 0;
 }
 
+/* What runc's descriptors.json holds: a JSON array of paths (one per stdio
+ * descriptor of the init) */
+static bool descriptors_valid(const json_t *d)
+{
+	bool ok = json_is_array(d) && json_array_size(d) > 0;
+
+	for (size_t i = 0; ok && i < json_array_size(d); i++)
+		ok = json_is_string(json_array_get(d, i));
+	return ok;
+}
+
 /* The init's stdio as runc recorded it when the container started (its
  * state.json, "external_descriptors"): what runc checkpoint writes into the
  * images as descriptors.json, for a staged restore ("" when unknown: then
@@ -143,10 +154,7 @@ static void runc_descriptors(struct ctx *c, struct workload *w)
 	    read_file(p, 4 << 20, &txt, NULL, &tmp) < 0 || !(st = json_loads(txt, 0, NULL)))
 		return;
 	d = json_object_get(st, "external_descriptors");
-	bool ok = json_is_array(d) && json_array_size(d) > 0;
-	for (size_t i = 0; ok && i < json_array_size(d); i++)
-		ok = json_is_string(json_array_get(d, i));
-	char *s = ok ? json_dumps(d, JSON_COMPACT) : NULL;
+	char *s = descriptors_valid(d) ? json_dumps(d, JSON_COMPACT) : NULL;
 	if (s && strlen(s) <= RUNC_DESCRIPTORS_MAX)
 		snprintf(w->descriptors, sizeof(w->descriptors), "%s", s);
 	free(s);
@@ -651,9 +659,13 @@ static void restore_argv(struct ctx *c, const struct restore_req *rq, const char
 static int descriptors_write(struct restore_req *rq, struct error *e)
 {
 	char p[PATH_MAX + 32];
+	json_t *d = json_loads(rq->descriptors, 0, NULL);
+	bool good = descriptors_valid(d);
 
-	if (!rq->descriptors[0])
-		return error_set(e, EPROTO, "a staged restore of %s without its descriptors.json", rq->id);
+	json_decref(d);
+	if (!good)
+		return error_set(e, EPROTO, "protocol error: a staged restore of %s needs the container's descriptors (a "
+					    "JSON array of paths)", rq->id);
 	snprintf(p, sizeof(p), "%s/descriptors.json", rq->images_dir);
 	return write_file_atomic(p, rq->descriptors, strlen(rq->descriptors), 0600, e);
 }
@@ -724,19 +736,10 @@ static int runc_restore_stage(struct ctx *c, struct restore_req *rq, struct erro
 /* runc's last error line in its output file (or its last line) */
 static char *runc_out_reason(const char *out)
 {
-	char *txt = NULL, *best = NULL, *last = NULL;
-	struct error tmp = { 0 };
+	static const char *const levels[] = { "level=error", "level=fatal", NULL };
+	char *r = file_last_line(out, 1 << 20, levels);
 
-	if (read_file(out, 1 << 20, &txt, NULL, &tmp) < 0)
-		return strdup("runc gave no reason");
-	for (char *l = strtok(txt, "\n"); l; l = strtok(NULL, "\n")) {
-		last = l;
-		if (strstr(l, "level=error") || strstr(l, "level=fatal"))
-			best = l;
-	}
-	char *r = strdup(best ? best : last ? last : "runc gave no reason");
-	free(txt);
-	return r;
+	return r ? r : strdup("runc gave no reason");
 }
 
 static void runc_restore_cancel(struct ctx *c, struct restore_req *rq)

@@ -89,6 +89,30 @@ int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len, str
 	return 0;
 }
 
+char *file_last_line(const char *path, size_t max, const char *const *prefer)
+{
+	char *txt = NULL, *best = NULL, *last = NULL, *r = NULL;
+	struct error tmp = { 0 };
+
+	if (read_file(path, max, &txt, NULL, &tmp) < 0)
+		return NULL;
+	for (char *l = strtok(txt, "\n"); l; l = strtok(NULL, "\n")) {
+		size_t n = strlen(l);
+		while (n && (l[n - 1] == ' ' || l[n - 1] == '\r' || l[n - 1] == '\t'))
+			l[--n] = '\0';
+		if (!n)
+			continue;
+		last = l;
+		for (const char *const *p = prefer; p && *p; p++)
+			if (strstr(l, *p))
+				best = l;
+	}
+	if (best || last)
+		r = strdup(best ? best : last);
+	free(txt);
+	return r;
+}
+
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode, struct error *e)
 {
 	char tmp[PATH_MAX];

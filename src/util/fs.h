@@ -12,6 +12,11 @@ int mkdir_p(const char *path, mode_t mode, struct error *e);
 int rm_rf(const char *path, struct error *e);
 /* Reads a whole file (at most max bytes, else -EFBIG); NUL-terminated. */
 int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len, struct error *e);
+/* A program's last word in its output file: the last non-empty line (its
+ * trailing blanks cut), or the last that contains one of prefer (a NULL-
+ * terminated list, may be NULL).  Malloc'd; NULL when the file cannot be
+ * read within max bytes or has no such line. */
+char *file_last_line(const char *path, size_t max, const char *const *prefer);
 /* Writes via a temporary file and rename. */
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode, struct error *e);
 /* Sum of st_blocks*512 of regular files below path. */
